@@ -1,0 +1,65 @@
+//! The validated configuration of a running server: what `percore serve` was asked to do.
+//!
+//! Built from command-line flags (see `cli.rs`); everything here has already been checked, so the
+//! server code never re-validates. Cloned once per shard.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::http1::Limits;
+
+/// Connection timeouts (RFC 9112 §9.8 leaves them to the server; these follow nginx's spirit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From the first byte of a request head to its end. A client trickling one byte a second
+    /// is cut off after this long while others are served normally.
+    pub header: Duration,
+    /// Between requests on a keep-alive connection.
+    pub idle: Duration,
+    /// Without progress while reading a request body or writing a response.
+    pub body: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            body: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything `percore serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: Vec<SocketAddr>,
+    pub root: PathBuf,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    /// Pipelined requests answered per read before the connection yields to others on its shard.
+    pub max_pipeline_batch: usize,
+    pub runtime: shards::Config,
+}
+
+impl ServeConfig {
+    /// The default configuration with the given listen addresses.
+    pub fn new(listen: Vec<SocketAddr>) -> Self {
+        ServeConfig {
+            runtime: shards::Config {
+                listen: listen.clone(),
+                ..shards::Config::default()
+            },
+            listen,
+            root: PathBuf::from("site/public"),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            max_pipeline_batch: DEFAULT_PIPELINE_BATCH,
+        }
+    }
+}
+
+/// Measured with wrk pipelining 16 deep: a batch of 32 keeps one write per wrk batch while bounding
+/// how long one client can hold its shard (about 32 × 0.3 µs of work per turn).
+pub const DEFAULT_PIPELINE_BATCH: usize = 32;

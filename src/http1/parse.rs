@@ -1,0 +1,1421 @@
+//! `HeadParser`: finds a complete request head (RFC 9112 §2.1) at the front of the read buffer,
+//! validates the request line (§3) and field lines (§5), and hands back a `RequestHead` whose
+//! header values are zero-copy slices of the head bytes.
+//!
+//! Two phases, as in hyper: while the head is incomplete only the newly read bytes are scanned
+//! for line ends (limits are enforced on those partial scans too); once the empty line is found
+//! the head is split off the buffer once (`split_to(n).freeze()`) and parsed in a single pass.
+//! The body and any pipelined requests stay in the buffer. No I/O, no clock.
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
+
+use super::framing::{trim_ows, Framing, HeadFacts};
+use super::{Limits, ParseError, Status, Target, Version};
+
+/// RFC 9112 §2.2: a server "SHOULD ignore at least one empty line (CRLF) received prior to the
+/// request-line". We ignore a few (some clients send a CRLF after a POST body); more is abuse.
+const MAX_LEADING_EMPTY_LINES: usize = 4;
+
+/// Build a 256-entry byte class table at compile time (httparse `byte_map!`).
+const fn byte_class(chars: &[u8], alnum: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < chars.len() {
+        t[chars[i] as usize] = true;
+        i += 1;
+    }
+    if alnum {
+        let mut b = 0usize;
+        while b < 256 {
+            if (b as u8).is_ascii_alphanumeric() {
+                t[b] = true;
+            }
+            b += 1;
+        }
+    }
+    t
+}
+
+/// RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" /
+/// "_" / "`" / "|" / "~" / DIGIT / ALPHA.
+static TOKEN: [bool; 256] = byte_class(b"!#$%&'*+-.^_`|~", true);
+
+/// RFC 9110 §7.2 Host = uri-host [ ":" port ]; uri-host (RFC 3986 §3.2.2) is an IP-literal in
+/// brackets, an IPv4 address, or a reg-name of unreserved, pct-encoded and sub-delims.
+static HOST_BYTE: [bool; 256] = byte_class(b"-._~!$&'()*+,;=%:[]", true);
+
+pub(crate) fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| TOKEN[usize::from(b)])
+}
+
+/// A parsed request head. `headers` holds every field line as received (names lowercased by
+/// `http`), values being slices of the head bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: Method,
+    pub target: Target,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    /// RFC 9112 §9.3: HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with "keep-alive".
+    pub keep_alive: bool,
+    /// "Expect: 100-continue" on an HTTP/1.1 request that has a body (RFC 9110 §10.1.1).
+    pub expect_continue: bool,
+}
+
+/// Progress of the scan for the end of the current head. Offsets are from the front of the
+/// caller's buffer, which only grows between calls until the head is complete.
+#[derive(Debug, Default, Clone, Copy)]
+struct Scan {
+    /// Where the request line starts, once the leading empty lines are behind us.
+    start: Option<usize>,
+    /// Index of the LF that ends the request line.
+    request_line_end: Option<usize>,
+    /// Bytes already searched for LF.
+    scanned: usize,
+    /// Non-empty field lines seen so far.
+    field_lines: usize,
+}
+
+/// Where the parts of a complete head lie in the buffer.
+#[derive(Debug, Clone, Copy)]
+struct HeadBounds {
+    start: usize,
+    request_line_end: usize,
+    /// One past the LF of the empty line.
+    end: usize,
+}
+
+/// Incremental parser for request heads; one per connection.
+#[derive(Debug)]
+pub struct HeadParser {
+    limits: Limits,
+    scan: Scan,
+    /// A rejection is fatal for the connection: once set, every call returns it again.
+    error: Option<ParseError>,
+}
+
+impl HeadParser {
+    pub fn new(limits: Limits) -> Self {
+        HeadParser {
+            limits,
+            scan: Scan::default(),
+            error: None,
+        }
+    }
+
+    /// Look for a complete request head at the start of `buf`.
+    ///
+    /// On `Complete` the head's bytes are split off the front of `buf` once; the body and any
+    /// pipelined requests stay in `buf`. The header map is taken out of `spare` (left empty) so a
+    /// connection can recycle one map: put a cleared map back after the response. After
+    /// `Partial`, call again with more bytes appended to the same `buf` (do not consume from it):
+    /// only the new bytes are scanned. Limits are enforced on partial heads too. Errors stick.
+    pub fn parse(
+        &mut self,
+        buf: &mut BytesMut,
+        spare: &mut HeaderMap,
+    ) -> Result<Status<RequestHead>, ParseError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let result = self.parse_inner(buf, spare);
+        if let Err(e) = result {
+            self.error = Some(e);
+        }
+        result
+    }
+
+    fn parse_inner(
+        &mut self,
+        buf: &mut BytesMut,
+        spare: &mut HeaderMap,
+    ) -> Result<Status<RequestHead>, ParseError> {
+        let Some(bounds) = self.find_head_end(buf)? else {
+            return Ok(Status::Partial);
+        };
+        self.scan = Scan::default();
+        let head = buf.split_to(bounds.end).freeze();
+        parse_head(head, bounds, spare, self.limits.max_body).map(Status::Complete)
+    }
+
+    /// Scan the bytes not yet scanned for line ends; `Some` once the empty line that ends the
+    /// head is found.
+    fn find_head_end(&mut self, buf: &[u8]) -> Result<Option<HeadBounds>, ParseError> {
+        if buf.len() < self.scan.scanned {
+            // The caller consumed bytes between calls; start over rather than trust stale offsets.
+            self.scan = Scan::default();
+        }
+        let start = match self.scan.start {
+            Some(start) => start,
+            None => match skip_leading_empty_lines(buf)? {
+                Some(start) => {
+                    self.scan.start = Some(start);
+                    self.scan.scanned = start;
+                    start
+                }
+                None => return Ok(None),
+            },
+        };
+        let limits = self.limits;
+        let mut pos = self.scan.scanned;
+        while let Some(off) = buf.get(pos..).and_then(|rest| memchr::memchr(b'\n', rest)) {
+            let lf = pos + off;
+            pos = lf + 1;
+            // buf[start] is neither CR nor LF, so lf > start and lf - 1 >= start.
+            let after_cr = buf.get(lf.wrapping_sub(1)) == Some(&b'\r');
+            match self.scan.request_line_end {
+                None => {
+                    // RFC 9112 §3: a request line longer than we accept → 414. Checked before
+                    // the line ending so that the outcome does not depend on how reads split.
+                    if lf - start - usize::from(after_cr) > limits.max_request_line {
+                        return Err(ParseError::RequestLineTooLong);
+                    }
+                    // RFC 9112 §2.2: a recipient MAY accept a bare LF as a line terminator; we
+                    // do not, so that every hop agrees on where lines end (request smuggling).
+                    if !after_cr {
+                        return Err(ParseError::BareLineFeed);
+                    }
+                    self.scan.request_line_end = Some(lf);
+                }
+                Some(request_line_end) => {
+                    // RFC 6585 §5: the field section (incl. the final CRLF) over the limit → 431.
+                    if pos - (request_line_end + 1) > limits.max_header_bytes {
+                        return Err(ParseError::HeadersTooLarge);
+                    }
+                    // RFC 9112 §2.2, as above.
+                    if !after_cr {
+                        return Err(ParseError::BareLineFeed);
+                    }
+                    // The line is empty if its CR directly follows the previous LF.
+                    if buf.get(lf.wrapping_sub(2)) == Some(&b'\n') {
+                        return Ok(Some(HeadBounds {
+                            start,
+                            request_line_end,
+                            end: pos,
+                        }));
+                    }
+                    self.scan.field_lines += 1;
+                    if self.scan.field_lines > limits.max_headers {
+                        return Err(ParseError::TooManyHeaders);
+                    }
+                }
+            }
+        }
+        self.scan.scanned = buf.len();
+        // The head is incomplete: reject as soon as what we have already passes a limit.
+        match self.scan.request_line_end {
+            None => {
+                let pending_cr = buf.last() == Some(&b'\r');
+                if buf.len() - start - usize::from(pending_cr) > limits.max_request_line {
+                    return Err(ParseError::RequestLineTooLong);
+                }
+            }
+            Some(request_line_end) => {
+                if buf.len() - (request_line_end + 1) > limits.max_header_bytes {
+                    return Err(ParseError::HeadersTooLarge);
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Skip up to `MAX_LEADING_EMPTY_LINES` CRLFs; the offset of the request line, or `None` if the
+/// buffer holds nothing else yet.
+fn skip_leading_empty_lines(buf: &[u8]) -> Result<Option<usize>, ParseError> {
+    let mut i = 0;
+    let mut lines = 0;
+    loop {
+        match buf.get(i) {
+            None => return Ok(None),
+            Some(b'\r') => match buf.get(i + 1) {
+                None => return Ok(None),
+                Some(b'\n') => {
+                    lines += 1;
+                    if lines > MAX_LEADING_EMPTY_LINES {
+                        return Err(ParseError::TooManyLeadingEmptyLines);
+                    }
+                    i += 2;
+                }
+                Some(_) => return Err(ParseError::BareCarriageReturn),
+            },
+            Some(b'\n') => return Err(ParseError::BareLineFeed),
+            Some(_) => return Ok(Some(i)),
+        }
+    }
+}
+
+/// Parse a complete head. `head` ends with the empty line; every LF in it follows a CR.
+fn parse_head(
+    head: Bytes,
+    bounds: HeadBounds,
+    spare: &mut HeaderMap,
+    max_body: u64,
+) -> Result<RequestHead, ParseError> {
+    // The request line without its CRLF.
+    let line_end = bounds.request_line_end - 1;
+    let line = head.get(bounds.start..line_end).unwrap_or_default();
+
+    // RFC 9112 §2.2: a bare CR is invalid anywhere in the request line.
+    if memchr::memchr(b'\r', line).is_some() {
+        return Err(ParseError::BareCarriageReturn);
+    }
+    // RFC 9112 §3: request-line = method SP request-target SP HTTP-version, single SPs. We do not
+    // take the §3 option of splitting on any whitespace run.
+    let sp1 = memchr::memchr(b' ', line).ok_or(ParseError::BadRequestLine)?;
+    let after_method = sp1 + 1;
+    let sp2 = after_method
+        + line
+            .get(after_method..)
+            .and_then(|rest| memchr::memchr(b' ', rest))
+            .ok_or(ParseError::BadRequestLine)?;
+    let method_bytes = &line[..sp1];
+    let version_bytes = line.get(sp2 + 1..).unwrap_or_default();
+    if sp1 == 0 || sp2 == after_method || memchr::memchr(b' ', version_bytes).is_some() {
+        return Err(ParseError::BadRequestLine);
+    }
+
+    // RFC 9112 §3.1: method = token; extension methods are allowed (RFC 9110 §9.1).
+    if !is_token(method_bytes) {
+        return Err(ParseError::BadMethod);
+    }
+    let method = Method::from_bytes(method_bytes).map_err(|_| ParseError::BadMethod)?;
+    // Checked before the target: an unsupported version gets 505 whatever else is wrong.
+    let version = parse_version(version_bytes)?;
+    let target_start = bounds.start + after_method;
+    let target = Target::parse(head.slice(target_start..bounds.start + sp2), &method)?;
+
+    let mut headers = std::mem::take(spare);
+    headers.clear();
+    let mut facts = HeadFacts::default();
+    let mut hosts = 0usize;
+    // The field lines lie between the request line and the final CRLF.
+    let fields_end = bounds.end - 2;
+    let mut pos = bounds.request_line_end + 1;
+    while pos < fields_end {
+        let field = parse_field_line(&head, pos)?;
+        pos = field.next;
+        if field.name == header::HOST {
+            // RFC 9112 §3.2: more than one Host field line → 400.
+            hosts += 1;
+            if hosts > 1 {
+                return Err(ParseError::DuplicateHost);
+            }
+            // RFC 9112 §3.2: an invalid Host field value → 400.
+            if !field
+                .value
+                .as_bytes()
+                .iter()
+                .all(|&b| HOST_BYTE[usize::from(b)])
+            {
+                return Err(ParseError::BadHost);
+            }
+        } else {
+            facts.observe(&field.name, &field.value)?;
+        }
+        headers
+            .try_append(field.name, field.value)
+            .map_err(|_| ParseError::TooManyHeaders)?;
+    }
+    // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
+    // request message that lacks a Host header field". HTTP/1.0 did not require it.
+    if version == Version::Http11 && hosts == 0 {
+        return Err(ParseError::MissingHost);
+    }
+    let decision = facts.finish(version, max_body)?;
+    Ok(RequestHead {
+        method,
+        target,
+        version,
+        headers,
+        framing: decision.framing,
+        keep_alive: decision.keep_alive,
+        expect_continue: decision.expect_continue,
+    })
+}
+
+/// RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive.
+fn parse_version(v: &[u8]) -> Result<Version, ParseError> {
+    match v {
+        b"HTTP/1.1" => Ok(Version::Http11),
+        b"HTTP/1.0" => Ok(Version::Http10),
+        // Well-formed but another version (0.9, 2.0, 1.2, ...) → 505 (RFC 9110 §15.6.6).
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Err(ParseError::UnsupportedVersion)
+        }
+        _ => Err(ParseError::BadVersion),
+    }
+}
+
+/// One parsed field line.
+pub(crate) struct FieldLine {
+    pub name: HeaderName,
+    pub value: HeaderValue,
+    /// Offset just past this line's CRLF.
+    pub next: usize,
+}
+
+/// Parse the field line starting at `pos` in `section`, whose lines all end in CRLF (every LF
+/// follows a CR; a bare CR may still be inside a line). Shared by the head and chunked trailers.
+pub(crate) fn parse_field_line(section: &Bytes, pos: usize) -> Result<FieldLine, ParseError> {
+    let line = section.get(pos..).unwrap_or_default();
+    // RFC 9112 §5.2: obs-fold (a line starting with SP or HTAB continues the previous field) is
+    // obsolete; outside message/http a server MUST reject it or replace it with SP. We reject.
+    if let Some(b' ' | b'\t') = line.first() {
+        return Err(ParseError::ObsFold);
+    }
+    // RFC 9112 §5: field-line = field-name ":" OWS field-value OWS; field-name = token.
+    let name_len = line
+        .iter()
+        .position(|&b| !TOKEN[usize::from(b)])
+        .unwrap_or(line.len());
+    match line.get(name_len) {
+        Some(b':') if name_len > 0 => {}
+        // RFC 9112 §5.1: "No whitespace is allowed between the field name and colon"; a server
+        // MUST reject such a request with 400 (it has been used for request smuggling).
+        Some(b' ' | b'\t') if name_len > 0 => return Err(ParseError::WhitespaceBeforeColon),
+        _ => return Err(ParseError::BadHeaderName),
+    }
+    let name = HeaderName::from_bytes(&line[..name_len]).map_err(|_| ParseError::BadHeaderName)?;
+
+    let value_start = pos + name_len + 1;
+    let cr = section
+        .get(value_start..)
+        .and_then(|rest| memchr::memchr(b'\r', rest))
+        .map(|i| value_start + i)
+        .ok_or(ParseError::BadHeaderValue)?;
+    // RFC 9112 §2.2: a CR not followed by LF is invalid.
+    if section.get(cr + 1) != Some(&b'\n') {
+        return Err(ParseError::BareCarriageReturn);
+    }
+    // RFC 9110 §5.5: OWS around the value is not part of it.
+    let raw_value = &section[value_start..cr];
+    let trimmed = trim_ows(raw_value);
+    let offset = trimmed.as_ptr() as usize - raw_value.as_ptr() as usize;
+    let value_start = value_start + offset;
+    // RFC 9110 §5.5: field-value = *field-content of VCHAR, obs-text, SP and HTAB; NUL, CR, LF,
+    // other CTLs and DEL are rejected. `HeaderValue` enforces exactly that set (tested below).
+    let value =
+        HeaderValue::from_maybe_shared(section.slice(value_start..value_start + trimmed.len()))
+            .map_err(|_| ParseError::BadHeaderValue)?;
+    Ok(FieldLine {
+        name,
+        value,
+        next: cr + 2,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::{BodyDecoder, BodyEvent, TargetForm};
+
+    fn parse_with(limits: Limits, input: &[u8]) -> Result<Status<RequestHead>, ParseError> {
+        let mut parser = HeadParser::new(limits);
+        let mut buf = BytesMut::from(input);
+        parser.parse(&mut buf, &mut HeaderMap::new())
+    }
+
+    fn parse_ok(input: &str) -> RequestHead {
+        match parse_with(Limits::default(), input.as_bytes()) {
+            Ok(Status::Complete(head)) => head,
+            other => panic!("{input:?}: {other:?}"),
+        }
+    }
+
+    fn parse_err(input: &str) -> ParseError {
+        match parse_with(Limits::default(), input.as_bytes()) {
+            Err(e) => e,
+            other => panic!("{input:?} was not rejected: {other:?}"),
+        }
+    }
+
+    // ---------------------------------------------------------------- good requests
+
+    #[test]
+    fn parses_good_requests() {
+        struct Case {
+            input: &'static str,
+            method: Method,
+            path: &'static str,
+            query: Option<&'static str>,
+            version: Version,
+            framing: Framing,
+            keep_alive: bool,
+        }
+        let cases = [
+            Case {
+                input: "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n",
+                method: Method::GET,
+                path: "/plaintext",
+                query: None,
+                version: Version::Http11,
+                framing: Framing::None,
+                keep_alive: true,
+            },
+            Case {
+                input: "GET /?a=1 HTTP/1.0\r\n\r\n",
+                method: Method::GET,
+                path: "/",
+                query: Some("a=1"),
+                version: Version::Http10,
+                framing: Framing::None,
+                keep_alive: false,
+            },
+            Case {
+                input: "POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
+                method: Method::POST,
+                path: "/submit",
+                query: None,
+                version: Version::Http11,
+                framing: Framing::Length(5),
+                keep_alive: true,
+            },
+            Case {
+                input: "PUT /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n",
+                method: Method::PUT,
+                path: "/u",
+                query: None,
+                version: Version::Http11,
+                framing: Framing::Chunked,
+                keep_alive: false,
+            },
+            Case {
+                input: "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+                method: Method::OPTIONS,
+                path: "*",
+                query: None,
+                version: Version::Http11,
+                framing: Framing::None,
+                keep_alive: true,
+            },
+            Case {
+                input: "DELETE http://example.com/a%20b?x HTTP/1.1\r\nHost: ignored\r\n\r\n",
+                method: Method::DELETE,
+                path: "/a b",
+                query: Some("x"),
+                version: Version::Http11,
+                framing: Framing::None,
+                keep_alive: true,
+            },
+            Case {
+                input: "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+                method: Method::CONNECT,
+                path: "",
+                query: None,
+                version: Version::Http11,
+                framing: Framing::None,
+                keep_alive: true,
+            },
+            Case {
+                input: "PURGE /cache HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+                method: Method::from_bytes(b"PURGE").unwrap(),
+                path: "/cache",
+                query: None,
+                version: Version::Http11,
+                framing: Framing::None,
+                keep_alive: true,
+            },
+        ];
+        for c in cases {
+            let head = parse_ok(c.input);
+            assert_eq!(head.method, c.method, "{}", c.input);
+            assert_eq!(head.target.path(), c.path, "{}", c.input);
+            assert_eq!(head.target.query(), c.query, "{}", c.input);
+            assert_eq!(head.version, c.version, "{}", c.input);
+            assert_eq!(head.framing, c.framing, "{}", c.input);
+            assert_eq!(head.keep_alive, c.keep_alive, "{}", c.input);
+        }
+    }
+
+    #[test]
+    fn accepts_extension_methods() {
+        let head = parse_ok(
+            "M-SEARCH * HTTP/1.1\r\nHost: x\r\n\r\n"
+                .replace('*', "/")
+                .as_str(),
+        );
+        assert_eq!(head.method.as_str(), "M-SEARCH");
+    }
+
+    #[test]
+    fn keeps_header_values_zero_copy_and_trims_ows() {
+        let input = b"GET / HTTP/1.1\r\nHost: x\r\nX-A: \t spaced  value \t\r\nX-A:second\r\n\r\n";
+        let mut buf = BytesMut::from(&input[..]);
+        let range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
+        let mut spare = HeaderMap::new();
+        let Ok(Status::Complete(head)) =
+            HeadParser::new(Limits::default()).parse(&mut buf, &mut spare)
+        else {
+            panic!("not parsed")
+        };
+        let values: Vec<_> = head.headers.get_all("x-a").iter().collect();
+        assert_eq!(values, ["spaced  value", "second"]);
+        for v in values {
+            assert!(
+                range.contains(&(v.as_bytes().as_ptr() as usize)),
+                "value was copied"
+            );
+        }
+    }
+
+    #[test]
+    fn allows_htab_and_obs_text_in_field_values() {
+        let mut input = b"GET / HTTP/1.1\r\nHost: x\r\nX: a\tb\xff\x80c\r\n\r\n".to_vec();
+        let Ok(Status::Complete(head)) = parse_with(Limits::default(), &input) else {
+            panic!()
+        };
+        assert_eq!(head.headers["x"].as_bytes(), b"a\tb\xff\x80c");
+        input.clear();
+    }
+
+    #[test]
+    fn leaves_body_and_pipelined_requests_in_the_buffer() {
+        let mut buf = BytesMut::from(
+            &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n"[..],
+        );
+        let mut parser = HeadParser::new(Limits::default());
+        let Ok(Status::Complete(_)) = parser.parse(&mut buf, &mut HeaderMap::new()) else {
+            panic!()
+        };
+        assert_eq!(&buf[..], b"abcGET / HTTP/1.1\r\n");
+    }
+
+    #[test]
+    fn takes_the_header_map_from_spare() {
+        let mut spare = HeaderMap::with_capacity(64);
+        let cap = spare.capacity();
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+        let Ok(Status::Complete(head)) =
+            HeadParser::new(Limits::default()).parse(&mut buf, &mut spare)
+        else {
+            panic!()
+        };
+        assert_eq!(head.headers.capacity(), cap);
+        assert_eq!(spare.capacity(), 0);
+    }
+
+    // ---------------------------------------------------------------- incremental parsing
+
+    #[test]
+    fn partial_heads_rescan_only_new_bytes() {
+        let mut parser = HeadParser::new(Limits::default());
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x\r\n"[..]);
+        let mut spare = HeaderMap::new();
+        assert_eq!(parser.parse(&mut buf, &mut spare), Ok(Status::Partial));
+        assert_eq!(parser.scan.scanned, buf.len());
+        assert_eq!(parser.scan.field_lines, 1);
+        buf.extend_from_slice(b"\r");
+        assert_eq!(parser.parse(&mut buf, &mut spare), Ok(Status::Partial));
+        buf.extend_from_slice(b"\nGET");
+        assert!(matches!(
+            parser.parse(&mut buf, &mut spare),
+            Ok(Status::Complete(_))
+        ));
+        assert_eq!(&buf[..], b"GET");
+        // The scan state was reset for the next head.
+        assert_eq!(parser.scan.scanned, 0);
+        assert_eq!(parser.scan.start, None);
+    }
+
+    #[test]
+    fn errors_stick() {
+        let mut parser = HeadParser::new(Limits::default());
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\nHost: x\r\n\r\n"[..]);
+        let mut spare = HeaderMap::new();
+        assert_eq!(
+            parser.parse(&mut buf, &mut spare),
+            Err(ParseError::BareLineFeed)
+        );
+        let mut good = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+        assert_eq!(
+            parser.parse(&mut good, &mut spare),
+            Err(ParseError::BareLineFeed)
+        );
+    }
+
+    // ---------------------------------------------------------------- request line (§2, §3)
+
+    #[test]
+    fn ignores_up_to_four_leading_empty_lines() {
+        let head = parse_ok("\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(head.target.path(), "/");
+    }
+
+    #[test]
+    fn rejects_more_than_four_leading_empty_lines() {
+        assert_eq!(
+            parse_err("\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            ParseError::TooManyLeadingEmptyLines
+        );
+    }
+
+    #[test]
+    fn rejects_bare_lf_line_endings() {
+        assert_eq!(
+            parse_err("GET / HTTP/1.1\nHost: x\r\n\r\n"),
+            ParseError::BareLineFeed
+        );
+        assert_eq!(
+            parse_err("GET / HTTP/1.1\r\nHost: x\n\r\n"),
+            ParseError::BareLineFeed
+        );
+        assert_eq!(
+            parse_err("GET / HTTP/1.1\r\nHost: x\r\n\n"),
+            ParseError::BareLineFeed
+        );
+        assert_eq!(
+            parse_err("\nGET / HTTP/1.1\r\n\r\n"),
+            ParseError::BareLineFeed
+        );
+        assert_eq!(ParseError::BareLineFeed.status(), 400);
+    }
+
+    #[test]
+    fn rejects_bare_cr() {
+        assert_eq!(
+            parse_err("GET /\r HTTP/1.1\r\nHost: x\r\n\r\n"),
+            ParseError::BareCarriageReturn
+        );
+        assert_eq!(
+            parse_err("GET / HTTP/1.1\r\nHost: x\rY\r\n\r\n"),
+            ParseError::BareCarriageReturn
+        );
+        assert_eq!(
+            parse_err("\rGET / HTTP/1.1\r\n\r\n"),
+            ParseError::BareCarriageReturn
+        );
+        assert_eq!(ParseError::BareCarriageReturn.status(), 400);
+    }
+
+    #[test]
+    fn rejects_invalid_method_token() {
+        for input in [
+            "GE(T / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "G\"T / HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            assert_eq!(parse_err(input), ParseError::BadMethod, "{input}");
+        }
+    }
+
+    #[test]
+    fn rejects_request_line_without_single_sp_separators() {
+        for input in [
+            "GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+            " GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET / HTTP/1.1 \r\nHost: x\r\n\r\n",
+            "GET /  HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /\r\nHost: x\r\n\r\n",
+            "GET\r\nHost: x\r\n\r\n",
+            "GET\t/ HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            assert_eq!(parse_err(input), ParseError::BadRequestLine, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_well_formed_unsupported_version_with_505() {
+        for v in ["HTTP/2.0", "HTTP/1.2", "HTTP/0.9", "HTTP/3.0"] {
+            let e = parse_err(&format!("GET / {v}\r\nHost: x\r\n\r\n"));
+            assert_eq!(e, ParseError::UnsupportedVersion, "{v}");
+            assert_eq!(e.status(), 505);
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_version_with_400() {
+        for v in [
+            "http/1.1",
+            "HTTP/1.1x",
+            "HTTP/11",
+            "HTTP/1.",
+            "HTTP/a.b",
+            "HTTPS/1.1",
+            "X",
+        ] {
+            let e = parse_err(&format!("GET / {v}\r\nHost: x\r\n\r\n"));
+            assert_eq!(e, ParseError::BadVersion, "{v}");
+            assert_eq!(e.status(), 400);
+        }
+    }
+
+    #[test]
+    fn rejects_request_line_too_long_before_its_crlf() {
+        let limits = Limits {
+            max_request_line: 32,
+            ..Limits::default()
+        };
+        let mut line = b"GET /".to_vec();
+        line.resize(32, b'a');
+        // Exactly at the limit, still waiting for the rest.
+        assert_eq!(parse_with(limits, &line), Ok(Status::Partial));
+        line.push(b'\r');
+        assert_eq!(parse_with(limits, &line), Ok(Status::Partial));
+        line.pop();
+        line.push(b'a');
+        let e = parse_with(limits, &line).unwrap_err();
+        assert_eq!(e, ParseError::RequestLineTooLong);
+        assert_eq!(e.status(), 414);
+    }
+
+    #[test]
+    fn rejects_request_line_too_long() {
+        let limits = Limits {
+            max_request_line: 16,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            parse_with(limits, b"GET /aaa HTTP/1.1\r\nHost: x\r\n\r\n"), // 17 bytes
+            Err(ParseError::RequestLineTooLong)
+        ));
+        assert!(matches!(
+            parse_with(limits, b"GET /aa HTTP/1.1\r\nHost: x\r\n\r\n"), // 16 bytes
+            Ok(Status::Complete(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_fragment_and_bad_bytes_in_target() {
+        assert_eq!(
+            parse_err("GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n"),
+            ParseError::BadTarget
+        );
+        assert_eq!(
+            parse_err("GET a HTTP/1.1\r\nHost: x\r\n\r\n"),
+            ParseError::BadTarget
+        );
+        assert_eq!(
+            parse_with(
+                Limits::default(),
+                b"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n"
+            )
+            .unwrap_err(),
+            ParseError::BadTarget
+        );
+    }
+
+    #[test]
+    fn rejects_bad_percent_encoding_in_target() {
+        assert_eq!(
+            parse_err("GET /%G1 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            ParseError::BadPercentEncoding
+        );
+    }
+
+    #[test]
+    fn target_form_depends_on_method() {
+        assert_eq!(
+            parse_ok("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+                .target
+                .form(),
+            TargetForm::Asterisk
+        );
+        assert_eq!(
+            parse_err("GET * HTTP/1.1\r\nHost: x\r\n\r\n"),
+            ParseError::BadTarget
+        );
+        assert_eq!(
+            parse_err("CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            ParseError::BadTarget
+        );
+    }
+
+    // ---------------------------------------------------------------- field lines (§5)
+
+    #[test]
+    fn rejects_header_section_too_large_before_its_end() {
+        // A 70 KiB head without an end is rejected as soon as it passes the 64 KiB limit.
+        let mut parser = HeadParser::new(Limits::default());
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: "[..]);
+        let mut spare = HeaderMap::new();
+        let mut result = parser.parse(&mut buf, &mut spare);
+        while result == Ok(Status::Partial) {
+            assert!(buf.len() < 70 * 1024);
+            buf.extend_from_slice(&[b'a'; 1024]);
+            result = parser.parse(&mut buf, &mut spare);
+        }
+        assert_eq!(result.unwrap_err(), ParseError::HeadersTooLarge);
+        assert!(buf.len() - 16 > 64 * 1024 && buf.len() - 16 <= 65 * 1024);
+        assert_eq!(ParseError::HeadersTooLarge.status(), 431);
+    }
+
+    #[test]
+    fn rejects_header_section_too_large() {
+        let limits = Limits {
+            max_header_bytes: 20,
+            ..Limits::default()
+        };
+        // "Host: x\r\n" + "X: 123456789\r\n" = 23 > 20, even with the final CRLF not counted.
+        assert_eq!(
+            parse_with(limits, b"GET / HTTP/1.1\r\nHost: x\r\nX: 123456789\r\n\r\n").unwrap_err(),
+            ParseError::HeadersTooLarge
+        );
+        // "Host: x\r\n" + "X: 1234\r\n" + "\r\n" = 20.
+        assert!(parse_with(limits, b"GET / HTTP/1.1\r\nHost: x\r\nX: 1234\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn rejects_too_many_headers() {
+        let limits = Limits {
+            max_headers: 3,
+            ..Limits::default()
+        };
+        let ok = b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n";
+        assert!(matches!(parse_with(limits, ok), Ok(Status::Complete(_))));
+        let e = parse_with(
+            limits,
+            b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n",
+        )
+        .unwrap_err();
+        assert_eq!(e, ParseError::TooManyHeaders);
+        assert_eq!(e.status(), 431);
+    }
+
+    #[test]
+    fn rejects_invalid_field_names() {
+        for input in [
+            "GET / HTTP/1.1\r\nHost: x\r\nX(y): 1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\n: 1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nX\"y: 1\r\n\r\n",
+        ] {
+            assert_eq!(parse_err(input), ParseError::BadHeaderName, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_whitespace_between_field_name_and_colon() {
+        assert_eq!(
+            parse_err("GET / HTTP/1.1\r\nHost : x\r\n\r\n"),
+            ParseError::WhitespaceBeforeColon
+        );
+        assert_eq!(
+            parse_err("GET / HTTP/1.1\r\nHost: x\r\nContent-Length\t: 5\r\n\r\n"),
+            ParseError::WhitespaceBeforeColon
+        );
+    }
+
+    #[test]
+    fn rejects_obs_fold() {
+        assert_eq!(
+            parse_err("GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n"),
+            ParseError::ObsFold
+        );
+        assert_eq!(
+            parse_err("GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n\tb\r\n\r\n"),
+            ParseError::ObsFold
+        );
+        assert_eq!(
+            parse_err("GET / HTTP/1.1\r\n Host: x\r\n\r\n"),
+            ParseError::ObsFold
+        );
+    }
+
+    #[test]
+    fn rejects_nul_and_control_characters_in_field_values() {
+        for bad in [&b"\x00"[..], b"\x01", b"\x1f", b"\x7f", b"\x0b"] {
+            let mut input = b"GET / HTTP/1.1\r\nHost: x\r\nX: a".to_vec();
+            input.extend_from_slice(bad);
+            input.extend_from_slice(b"b\r\n\r\n");
+            assert_eq!(
+                parse_with(Limits::default(), &input).unwrap_err(),
+                ParseError::BadHeaderValue,
+                "{bad:?}"
+            );
+        }
+    }
+
+    // ---------------------------------------------------------------- Host (§3.2)
+
+    #[test]
+    fn rejects_http11_request_without_host() {
+        assert_eq!(
+            parse_err("GET / HTTP/1.1\r\nX: y\r\n\r\n"),
+            ParseError::MissingHost
+        );
+        // HTTP/1.0 did not require Host.
+        assert!(parse_ok("GET / HTTP/1.0\r\n\r\n").headers.is_empty());
+    }
+
+    #[test]
+    fn rejects_duplicate_host() {
+        assert_eq!(
+            parse_err("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"),
+            ParseError::DuplicateHost
+        );
+    }
+
+    #[test]
+    fn rejects_invalid_host_value() {
+        for host in ["a b", "a/b", "a@b", "a\"b"] {
+            let e = parse_err(&format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+            assert_eq!(e, ParseError::BadHost, "{host}");
+        }
+        // An empty Host is valid (RFC 9110 §7.2).
+        assert!(parse_ok("GET / HTTP/1.1\r\nHost:\r\n\r\n")
+            .headers
+            .contains_key("host"));
+    }
+
+    // ---------------------------------------------------------------- framing (§6)
+
+    fn post(fields: &str) -> String {
+        format!("POST / HTTP/1.1\r\nHost: x\r\n{fields}\r\n")
+    }
+
+    #[test]
+    fn rejects_content_length_with_transfer_encoding() {
+        let e = parse_err(&post("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"));
+        assert_eq!(e, ParseError::ContentLengthWithTransferEncoding);
+        assert_eq!(e.status(), 400);
+        assert_eq!(
+            parse_err(&post("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n")),
+            ParseError::ContentLengthWithTransferEncoding
+        );
+    }
+
+    #[test]
+    fn rejects_transfer_encoding_whose_final_coding_is_not_chunked() {
+        for te in [
+            "chunked, gzip",
+            "gzip",
+            "identity",
+            "chunked\r\nTransfer-Encoding: gzip",
+        ] {
+            let e = parse_err(&post(&format!("Transfer-Encoding: {te}\r\n")));
+            assert_eq!(e, ParseError::ChunkedNotFinal, "{te}");
+            assert_eq!(e.status(), 400);
+        }
+    }
+
+    #[test]
+    fn rejects_unimplemented_transfer_coding_with_501() {
+        for te in [
+            "gzip, chunked",
+            "x-custom, chunked",
+            "deflate\r\nTransfer-Encoding: chunked",
+        ] {
+            let e = parse_err(&post(&format!("Transfer-Encoding: {te}\r\n")));
+            assert_eq!(e, ParseError::UnsupportedTransferCoding, "{te}");
+            assert_eq!(e.status(), 501);
+        }
+    }
+
+    #[test]
+    fn rejects_chunked_applied_twice() {
+        for te in ["chunked, chunked", "chunked\r\nTransfer-Encoding: chunked"] {
+            assert_eq!(
+                parse_err(&post(&format!("Transfer-Encoding: {te}\r\n"))),
+                ParseError::ChunkedTwice,
+                "{te}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_transfer_encoding() {
+        for te in ["", " , ", "chunked;x=1", "ch\"unked"] {
+            assert_eq!(
+                parse_err(&post(&format!("Transfer-Encoding: {te}\r\n"))),
+                ParseError::BadTransferEncoding,
+                "{te:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn accepts_chunked_transfer_encoding_list_with_empty_elements() {
+        assert_eq!(
+            parse_ok(&post("Transfer-Encoding: , CHUNKED ,\r\n")).framing,
+            Framing::Chunked
+        );
+    }
+
+    #[test]
+    fn rejects_transfer_encoding_on_http10() {
+        assert_eq!(
+            parse_err("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            ParseError::TransferEncodingOnHttp10
+        );
+    }
+
+    #[test]
+    fn rejects_content_length_that_is_not_digits() {
+        for cl in ["+5", "-5", "0x5", "5 5", "", "5,", "5,,5", "five", "1e3"] {
+            let e = parse_err(&post(&format!("Content-Length: {cl}\r\n")));
+            assert_eq!(e, ParseError::BadContentLength, "{cl:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_content_length_overflow() {
+        assert_eq!(
+            parse_err(&post("Content-Length: 18446744073709551616\r\n")),
+            ParseError::BadContentLength
+        );
+    }
+
+    #[test]
+    fn accepts_identical_content_length_values() {
+        assert_eq!(
+            parse_ok(&post("Content-Length: 5, 5\r\n")).framing,
+            Framing::Length(5)
+        );
+        assert_eq!(
+            parse_ok(&post("Content-Length: 5\r\nContent-Length: 005\r\n")).framing,
+            Framing::Length(5)
+        );
+    }
+
+    #[test]
+    fn rejects_differing_content_length_values() {
+        assert_eq!(
+            parse_err(&post("Content-Length: 5, 6\r\n")),
+            ParseError::ConflictingContentLength
+        );
+        assert_eq!(
+            parse_err(&post("Content-Length: 5\r\nContent-Length: 6\r\n")),
+            ParseError::ConflictingContentLength
+        );
+    }
+
+    #[test]
+    fn rejects_content_length_over_max_body_at_head_time() {
+        let limits = Limits {
+            max_body: 10,
+            ..Limits::default()
+        };
+        let e = parse_with(limits, post("Content-Length: 11\r\n").as_bytes()).unwrap_err();
+        assert_eq!(e, ParseError::BodyTooLarge);
+        assert_eq!(e.status(), 413);
+        assert!(parse_with(limits, post("Content-Length: 10\r\n").as_bytes()).is_ok());
+    }
+
+    // ---------------------------------------------------------------- keep-alive (§9.3)
+
+    #[test]
+    fn keep_alive_follows_version_and_connection_tokens() {
+        let cases = [
+            ("GET / HTTP/1.1\r\nHost: x\r\n\r\n", true),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                false,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, CLOSE\r\n\r\n",
+                false,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: closed\r\n\r\n",
+                true,
+            ),
+            ("GET / HTTP/1.0\r\n\r\n", false),
+            ("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true),
+            (
+                "GET / HTTP/1.0\r\nConnection: foo\r\nConnection: keep-alive\r\n\r\n",
+                true,
+            ),
+            (
+                "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+                false,
+            ),
+        ];
+        for (input, keep_alive) in cases {
+            assert_eq!(parse_ok(input).keep_alive, keep_alive, "{input:?}");
+        }
+    }
+
+    // ---------------------------------------------------------------- Expect (RFC 9110 §10.1.1)
+
+    #[test]
+    fn expect_100_continue_only_for_http11_requests_with_a_body() {
+        let cases = [
+            (post("Expect: 100-continue\r\nContent-Length: 3\r\n"), true),
+            (
+                post("Expect: 100-Continue\r\nTransfer-Encoding: chunked\r\n"),
+                true,
+            ),
+            (post("Expect: 100-continue\r\nContent-Length: 0\r\n"), false),
+            (post("Expect: 100-continue\r\n"), false),
+            (
+                "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n".into(),
+                false,
+            ),
+        ];
+        for (input, expect) in cases {
+            assert_eq!(parse_ok(&input).expect_continue, expect, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_unsupported_expectation_with_417() {
+        let e = parse_err(&post("Expect: something-else\r\nContent-Length: 3\r\n"));
+        assert_eq!(e, ParseError::UnsupportedExpectation);
+        assert_eq!(e.status(), 417);
+    }
+
+    // ---------------------------------------------------------------- split at every byte
+
+    /// Drive a byte stream through HeadParser + BodyDecoder, fed in `reads`.
+    fn drive(reads: &[&[u8]]) -> Vec<(Method, String, Vec<u8>, Option<HeaderMap>)> {
+        let mut parser = HeadParser::new(Limits::default());
+        let mut buf = BytesMut::new();
+        let mut spare = HeaderMap::new();
+        let mut reads = reads.iter();
+        let mut out = Vec::new();
+        'requests: loop {
+            let head = loop {
+                match parser.parse(&mut buf, &mut spare).unwrap() {
+                    Status::Complete(head) => break head,
+                    Status::Partial => match reads.next() {
+                        Some(r) => buf.extend_from_slice(r),
+                        None => break 'requests,
+                    },
+                }
+            };
+            let mut body = Vec::new();
+            let mut decoder = BodyDecoder::new(head.framing, 1 << 20);
+            loop {
+                match decoder.decode(&mut buf).unwrap() {
+                    Status::Complete(BodyEvent::Data(d)) => body.extend_from_slice(&d),
+                    Status::Complete(BodyEvent::End) => break,
+                    Status::Partial => {
+                        buf.extend_from_slice(reads.next().expect("input ends inside a body"))
+                    }
+                }
+            }
+            out.push((
+                head.method,
+                head.target.path().to_owned(),
+                body,
+                decoder.trailers(),
+            ));
+            // Recycle the map, as the connection loop does.
+            spare = head.headers;
+            spare.clear();
+        }
+        assert!(buf.is_empty());
+        out
+    }
+
+    const PIPELINED: &[u8] = b"\r\nGET /one HTTP/1.1\r\nHost: x\r\n\r\n\
+        POST /two%20 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+        4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Trailer: yes\r\n\r\n\
+        PUT /three HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+
+    #[test]
+    fn split_at_every_byte_gives_the_same_result() {
+        let whole = drive(&[PIPELINED]);
+        assert_eq!(whole.len(), 3);
+        assert_eq!(whole[1].1, "/two ");
+        assert_eq!(whole[1].2, b"Wikipedia");
+        assert_eq!(whole[1].3.as_ref().unwrap()["x-trailer"], "yes");
+        assert_eq!(whole[2].2, b"hello");
+
+        let bytewise: Vec<&[u8]> = PIPELINED.chunks(1).collect();
+        assert_eq!(drive(&bytewise), whole);
+        for split in 0..=PIPELINED.len() {
+            let (a, b) = PIPELINED.split_at(split);
+            assert_eq!(drive(&[a, b]), whole, "split at {split}");
+        }
+    }
+
+    // ---------------------------------------------------------------- property: round trip
+
+    mod round_trip {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Body {
+            None,
+            Length(Vec<u8>),
+            Chunked(Vec<Vec<u8>>),
+        }
+
+        #[derive(Debug, Clone)]
+        struct Request {
+            method: Method,
+            /// Path segments: (raw as sent, expected after decoding).
+            path: Vec<(String, String)>,
+            query: Option<String>,
+            http10: bool,
+            headers: Vec<(String, String)>,
+            body: Body,
+        }
+
+        fn method() -> impl Strategy<Value = Method> {
+            prop_oneof![
+                Just(Method::GET),
+                Just(Method::POST),
+                Just(Method::PUT),
+                Just(Method::DELETE),
+                Just(Method::PATCH),
+                Just(Method::HEAD),
+                "[A-Z][A-Z_-]{0,11}"
+                    .prop_filter("CONNECT needs authority-form", |m| m != "CONNECT")
+                    .prop_map(|m| Method::from_bytes(m.as_bytes()).unwrap()),
+            ]
+        }
+
+        /// A path piece: a safe character as is, or any ASCII byte %-escaped in random case.
+        fn piece() -> impl Strategy<Value = (String, String)> {
+            prop_oneof![
+                "[a-zA-Z0-9._~!$&'()*+,;=:@-]".prop_map(|c| (c.clone(), c)),
+                (0u8..0x80, any::<bool>()).prop_map(|(b, lower)| {
+                    let hex = format!("{b:02X}");
+                    let raw = format!(
+                        "%{}",
+                        if lower {
+                            hex.to_lowercase()
+                        } else {
+                            hex.clone()
+                        }
+                    );
+                    let decoded = match b {
+                        b'/' | 0 | b'%' => format!("%{hex}"),
+                        _ => char::from(b).to_string(),
+                    };
+                    (raw, decoded)
+                }),
+                Just(("/".to_owned(), "/".to_owned())),
+            ]
+        }
+
+        fn header() -> impl Strategy<Value = (String, String)> {
+            let name =
+                "[a-zA-Z][a-zA-Z0-9!#$&'*+.^_`|~-]{0,15}".prop_filter("framing field", |n| {
+                    let n = n.to_ascii_lowercase();
+                    !matches!(
+                        n.as_str(),
+                        "host" | "content-length" | "transfer-encoding" | "connection" | "expect"
+                    )
+                });
+            let value = "([!-~]([ -~]{0,30}[!-~])?)?";
+            (name, value)
+        }
+
+        fn body() -> impl Strategy<Value = Body> {
+            prop_oneof![
+                Just(Body::None),
+                proptest::collection::vec(any::<u8>(), 0..64).prop_map(Body::Length),
+                proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..32), 0..5)
+                    .prop_map(Body::Chunked),
+            ]
+        }
+
+        fn request() -> impl Strategy<Value = Request> {
+            (
+                method(),
+                proptest::collection::vec(piece(), 0..12),
+                proptest::option::of("[a-zA-Z0-9=&%._/?-]{0,20}"),
+                any::<bool>(),
+                proptest::collection::vec(header(), 0..20),
+                body(),
+            )
+                .prop_map(|(method, path, query, http10, headers, body)| {
+                    // HTTP/1.0 has no chunked framing (RFC 9112 §6.1).
+                    let body = match body {
+                        Body::Chunked(chunks) if http10 => Body::Length(chunks.concat()),
+                        b => b,
+                    };
+                    Request {
+                        method,
+                        path,
+                        query,
+                        http10,
+                        headers,
+                        body,
+                    }
+                })
+        }
+
+        fn encode(r: &Request) -> Vec<u8> {
+            let mut out = Vec::new();
+            out.extend_from_slice(r.method.as_str().as_bytes());
+            out.extend_from_slice(b" /");
+            for (raw, _) in &r.path {
+                out.extend_from_slice(raw.as_bytes());
+            }
+            if let Some(q) = &r.query {
+                out.push(b'?');
+                out.extend_from_slice(q.as_bytes());
+            }
+            out.extend_from_slice(if r.http10 {
+                b" HTTP/1.0\r\n"
+            } else {
+                b" HTTP/1.1\r\n"
+            });
+            out.extend_from_slice(b"Host: example.com\r\n");
+            for (name, value) in &r.headers {
+                out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+            }
+            match &r.body {
+                Body::None => out.extend_from_slice(b"\r\n"),
+                Body::Length(b) => {
+                    out.extend_from_slice(
+                        format!("Content-Length: {}\r\n\r\n", b.len()).as_bytes(),
+                    );
+                    out.extend_from_slice(b);
+                }
+                Body::Chunked(chunks) => {
+                    out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                    for c in chunks {
+                        crate::http1::write_chunk(&mut out, c);
+                    }
+                    crate::http1::write_last_chunk(&mut out);
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn parses_back_what_was_encoded(r in request()) {
+                let bytes = encode(&r);
+                let mut buf = BytesMut::from(&bytes[..]);
+                let mut parser = HeadParser::new(Limits::default());
+                let head = match parser.parse(&mut buf, &mut HeaderMap::new()) {
+                    Ok(Status::Complete(head)) => head,
+                    other => panic!("{other:?} for {:?}", String::from_utf8_lossy(&bytes)),
+                };
+                prop_assert_eq!(&head.method, &r.method);
+                let raw_path: String = r.path.iter().map(|(raw, _)| raw.as_str()).collect();
+                let path: String = r.path.iter().map(|(_, dec)| dec.as_str()).collect();
+                prop_assert_eq!(head.target.raw_path(), format!("/{raw_path}"));
+                prop_assert_eq!(head.target.path(), format!("/{path}"));
+                prop_assert_eq!(head.target.query(), r.query.as_deref());
+                prop_assert_eq!(head.version, if r.http10 { Version::Http10 } else { Version::Http11 });
+                for (name, value) in &r.headers {
+                    let values: Vec<&[u8]> =
+                        head.headers.get_all(name.as_str()).iter().map(|v| v.as_bytes()).collect();
+                    prop_assert!(values.contains(&value.as_bytes()), "{} missing", name);
+                }
+                // Every field line came back, plus Host and the framing field.
+                let framing_fields = usize::from(!matches!(r.body, Body::None));
+                prop_assert_eq!(head.headers.len(), r.headers.len() + 1 + framing_fields);
+
+                let mut decoder = BodyDecoder::new(head.framing, u64::MAX);
+                let mut body = Vec::new();
+                loop {
+                    match decoder.decode(&mut buf).unwrap() {
+                        Status::Complete(BodyEvent::Data(d)) => body.extend_from_slice(&d),
+                        Status::Complete(BodyEvent::End) => break,
+                        Status::Partial => panic!("body incomplete"),
+                    }
+                }
+                let expected = match &r.body {
+                    Body::None => Vec::new(),
+                    Body::Length(b) => b.clone(),
+                    Body::Chunked(c) => c.concat(),
+                };
+                prop_assert_eq!(body, expected);
+                prop_assert!(buf.is_empty());
+            }
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Response encoding: the status line and header section of a response (RFC 9112 §4, §6) and the
+//! chunked framing of its body (RFC 9112 §7.1), appended to the connection's output `Vec<u8>`.
+//!
+//! Framing is decided here and only here: the caller's `Content-Length`, `Transfer-Encoding`,
+//! `Connection`, `Date` and `Server` are dropped and ours are written from `ResponseMeta`. This
+//! module never writes a body and never allocates beyond growing `out` (no `format!`).
+
+use http::{header, HeaderMap, StatusCode};
+
+use super::{DateCache, Version};
+
+/// How the response body will be delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body: `Content-Length: 0` where a length is allowed.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunks written with `write_chunk`, ended by `write_last_chunk`. An HTTP/1.0 client cannot
+    /// read chunked (RFC 9112 §6.1): for it `write_response_head` writes no `Transfer-Encoding`
+    /// and forces `Connection: close`, and the caller MUST then write the body raw (without
+    /// `write_chunk`) and close the connection to end it (close-delimited, RFC 9112 §6.3 rule 8).
+    Chunked,
+}
+
+/// What the connection loop knows about a response beyond its header map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseMeta {
+    pub status: StatusCode,
+    pub body: BodyKind,
+    pub keep_alive: bool,
+    /// The request was HEAD: framing headers are written as for GET, but no body follows.
+    pub head_request: bool,
+    /// The request's version (the status line always says HTTP/1.1, RFC 9110 §2.5).
+    pub version: Version,
+}
+
+/// RFC 9110 §6.4.1 / RFC 9112 §6.3 rule 1: 1xx, 204 and 304 responses have no content.
+fn status_has_content(status: StatusCode) -> bool {
+    !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+}
+
+/// Whether a body may follow this response head: not for HEAD (RFC 9110 §9.3.2), 1xx, 204 or 304.
+pub fn body_allowed(status: StatusCode, head_request: bool) -> bool {
+    !head_request && status_has_content(status)
+}
+
+/// Precomputed status lines for the codes a server sends most.
+fn common_status_line(status: StatusCode) -> Option<&'static [u8]> {
+    Some(match status.as_u16() {
+        100 => b"HTTP/1.1 100 Continue\r\n",
+        101 => b"HTTP/1.1 101 Switching Protocols\r\n",
+        200 => b"HTTP/1.1 200 OK\r\n",
+        201 => b"HTTP/1.1 201 Created\r\n",
+        202 => b"HTTP/1.1 202 Accepted\r\n",
+        204 => b"HTTP/1.1 204 No Content\r\n",
+        206 => b"HTTP/1.1 206 Partial Content\r\n",
+        301 => b"HTTP/1.1 301 Moved Permanently\r\n",
+        302 => b"HTTP/1.1 302 Found\r\n",
+        303 => b"HTTP/1.1 303 See Other\r\n",
+        304 => b"HTTP/1.1 304 Not Modified\r\n",
+        307 => b"HTTP/1.1 307 Temporary Redirect\r\n",
+        308 => b"HTTP/1.1 308 Permanent Redirect\r\n",
+        400 => b"HTTP/1.1 400 Bad Request\r\n",
+        401 => b"HTTP/1.1 401 Unauthorized\r\n",
+        403 => b"HTTP/1.1 403 Forbidden\r\n",
+        404 => b"HTTP/1.1 404 Not Found\r\n",
+        405 => b"HTTP/1.1 405 Method Not Allowed\r\n",
+        408 => b"HTTP/1.1 408 Request Timeout\r\n",
+        413 => b"HTTP/1.1 413 Payload Too Large\r\n",
+        414 => b"HTTP/1.1 414 URI Too Long\r\n",
+        417 => b"HTTP/1.1 417 Expectation Failed\r\n",
+        431 => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+        500 => b"HTTP/1.1 500 Internal Server Error\r\n",
+        501 => b"HTTP/1.1 501 Not Implemented\r\n",
+        502 => b"HTTP/1.1 502 Bad Gateway\r\n",
+        503 => b"HTTP/1.1 503 Service Unavailable\r\n",
+        505 => b"HTTP/1.1 505 HTTP Version Not Supported\r\n",
+        _ => return None,
+    })
+}
+
+/// RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF.
+fn write_status_line(out: &mut Vec<u8>, status: StatusCode) {
+    match common_status_line(status) {
+        Some(line) => out.extend_from_slice(line),
+        None => {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            out.extend_from_slice(status.as_str().as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// Append the response head: status line, `Server`, `Date`, the caller's fields (minus the ones
+/// we own), the framing fields, `Connection` when needed, and the empty line.
+pub fn write_response_head(
+    out: &mut Vec<u8>,
+    meta: &ResponseMeta,
+    headers: &HeaderMap,
+    date: &DateCache,
+) {
+    let status = meta.status;
+    write_status_line(out, status);
+    out.extend_from_slice(b"Server: percore\r\nDate: ");
+    out.extend_from_slice(date.as_bytes());
+    out.extend_from_slice(b"\r\n");
+
+    // A 101 needs the caller's "Connection: upgrade" (RFC 9110 §7.8).
+    let keep_caller_connection = status == StatusCode::SWITCHING_PROTOCOLS;
+    for (name, value) in headers {
+        let ours = name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || (name == header::CONNECTION && !keep_caller_connection)
+            || name == header::DATE
+            || name == header::SERVER;
+        if ours {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+
+    let has_content = status_has_content(status);
+    let mut close = !meta.keep_alive;
+    // RFC 9110 §8.6: no Content-Length in 1xx or 204 (nor, here, in 304); RFC 9112 §6.1: no
+    // Transfer-Encoding in them either. For HEAD, the fields GET would have (RFC 9110 §9.3.2).
+    if has_content {
+        match meta.body {
+            BodyKind::Empty => out.extend_from_slice(b"Content-Length: 0\r\n"),
+            BodyKind::Length(n) => {
+                out.extend_from_slice(b"Content-Length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            // RFC 9112 §6.1: no Transfer-Encoding to an HTTP/1.0 client; the body is then
+            // delimited by closing the connection (RFC 9112 §6.3 rule 8).
+            BodyKind::Chunked if meta.version == Version::Http10 => {
+                close |= !meta.head_request;
+            }
+            BodyKind::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        }
+    }
+
+    // RFC 9112 §9.6: announce the close; §9.3: an HTTP/1.0 client keeps the connection only if
+    // told "keep-alive". An interim (1xx) response says nothing about the connection.
+    if !status.is_informational() {
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if meta.version == Version::Http10 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// RFC 9112 §7.1: chunk = chunk-size CRLF chunk-data CRLF. Nothing for empty data (a zero size
+/// would end the body).
+pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    // Lowercase hex of the length, formatted on the stack (hyper encode.rs `ChunkSize`).
+    let mut hex = [0u8; 16];
+    let mut n = data.len();
+    let mut i = hex.len();
+    while n > 0 && i > 0 {
+        i -= 1;
+        hex[i] = b"0123456789abcdef"[n & 0xf];
+        n >>= 4;
+    }
+    out.extend_from_slice(&hex[i..]);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// RFC 9112 §7.1: last-chunk with no trailers: `0\r\n\r\n`.
+pub fn write_last_chunk(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"0\r\n\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn date() -> DateCache {
+        DateCache::new(UNIX_EPOCH + Duration::from_secs(784_111_777))
+    }
+
+    fn meta(status: u16, body: BodyKind) -> ResponseMeta {
+        ResponseMeta {
+            status: StatusCode::from_u16(status).unwrap(),
+            body,
+            keep_alive: true,
+            head_request: false,
+            version: Version::Http11,
+        }
+    }
+
+    fn head(meta: ResponseMeta, headers: &HeaderMap) -> String {
+        let mut out = Vec::new();
+        write_response_head(&mut out, &meta, headers, &date());
+        String::from_utf8(out).unwrap()
+    }
+
+    const PREFIX: &str = "Server: percore\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
+
+    #[test]
+    fn writes_status_server_date_and_content_length() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert_eq!(
+            head(meta(200, BodyKind::Length(13)), &h),
+            format!(
+                "HTTP/1.1 200 OK\r\n{PREFIX}content-type: text/plain\r\nContent-Length: 13\r\n\r\n"
+            )
+        );
+    }
+
+    #[test]
+    fn precomputed_status_lines_match_the_generic_ones() {
+        for code in 100..600 {
+            let status = StatusCode::from_u16(code).unwrap();
+            if let Some(line) = common_status_line(status) {
+                let mut generic = b"HTTP/1.1 ".to_vec();
+                generic.extend_from_slice(status.as_str().as_bytes());
+                generic.push(b' ');
+                generic.extend_from_slice(status.canonical_reason().unwrap().as_bytes());
+                generic.extend_from_slice(b"\r\n");
+                assert_eq!(line, &generic[..], "{code}");
+            }
+        }
+        assert_eq!(
+            head(meta(599, BodyKind::Empty), &HeaderMap::new()),
+            format!("HTTP/1.1 599 \r\n{PREFIX}Content-Length: 0\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn drops_caller_framing_and_identity_headers() {
+        let mut h = HeaderMap::new();
+        for name in [
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+            header::CONNECTION,
+            header::DATE,
+            header::SERVER,
+        ] {
+            h.insert(name, HeaderValue::from_static("evil"));
+        }
+        assert_eq!(
+            head(meta(200, BodyKind::Empty), &h),
+            format!("HTTP/1.1 200 OK\r\n{PREFIX}Content-Length: 0\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn keeps_caller_connection_on_101() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(
+            head(meta(101, BodyKind::Empty), &h),
+            format!(
+                "HTTP/1.1 101 Switching Protocols\r\n{PREFIX}connection: upgrade\r\nupgrade: websocket\r\n\r\n"
+            )
+        );
+    }
+
+    #[test]
+    fn no_framing_headers_for_1xx_204_304() {
+        for code in [100, 204, 304] {
+            let s = head(meta(code, BodyKind::Length(5)), &HeaderMap::new());
+            assert!(
+                !s.contains("Content-Length") && !s.contains("Transfer-Encoding"),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn head_response_has_get_content_length() {
+        let mut m = meta(200, BodyKind::Length(42));
+        m.head_request = true;
+        assert!(head(m, &HeaderMap::new()).contains("Content-Length: 42\r\n"));
+        assert!(!body_allowed(StatusCode::OK, true));
+        assert!(body_allowed(StatusCode::OK, false));
+        assert!(!body_allowed(StatusCode::NO_CONTENT, false));
+        assert!(!body_allowed(StatusCode::NOT_MODIFIED, false));
+        assert!(!body_allowed(StatusCode::CONTINUE, false));
+    }
+
+    #[test]
+    fn chunked_on_http11_writes_transfer_encoding() {
+        assert_eq!(
+            head(meta(200, BodyKind::Chunked), &HeaderMap::new()),
+            format!("HTTP/1.1 200 OK\r\n{PREFIX}Transfer-Encoding: chunked\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn chunked_on_http10_is_close_delimited() {
+        let mut m = meta(200, BodyKind::Chunked);
+        m.version = Version::Http10;
+        assert_eq!(
+            head(m, &HeaderMap::new()),
+            format!("HTTP/1.1 200 OK\r\n{PREFIX}Connection: close\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn connection_close_when_not_keep_alive() {
+        let mut m = meta(200, BodyKind::Empty);
+        m.keep_alive = false;
+        assert!(
+            head(m, &HeaderMap::new()).ends_with("Content-Length: 0\r\nConnection: close\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn http10_keep_alive_is_announced() {
+        let mut m = meta(200, BodyKind::Empty);
+        m.version = Version::Http10;
+        assert!(head(m, &HeaderMap::new()).ends_with("Connection: keep-alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn writes_chunks_in_hex() {
+        let mut out = Vec::new();
+        write_chunk(&mut out, b"");
+        assert!(out.is_empty());
+        write_chunk(&mut out, b"hello");
+        write_chunk(&mut out, &[b'x'; 0x1ab]);
+        write_last_chunk(&mut out);
+        let mut expected = b"5\r\nhello\r\n1ab\r\n".to_vec();
+        expected.extend_from_slice(&[b'x'; 0x1ab]);
+        expected.extend_from_slice(b"\r\n0\r\n\r\n");
+        assert_eq!(out, expected);
+    }
+}

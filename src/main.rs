@@ -1,0 +1,73 @@
+//! The `percore` binary: flags → configuration → shards. Errors end here as one line on stderr
+//! and a non-zero exit status.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use percore::cli::{Cli, Command};
+
+// mimalloc: per-thread heaps without a global lock suit one allocator user per core.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return flag_error(err),
+    };
+    init_logging();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.into_config();
+            match shards::raise_nofile_limit() {
+                Ok(limit) => tracing::debug!(limit, "raised RLIMIT_NOFILE"),
+                Err(err) => tracing::warn!(error = %err, "could not raise RLIMIT_NOFILE"),
+            }
+            match percore::serve::run(config) {
+                Ok(()) => {
+                    tracing::info!("percore stopped");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("percore: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Help and version go to stdout as clap prints them; a bad flag is one line naming it.
+fn flag_error(err: clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let rendered = err.to_string();
+            let line = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("percore: {line} (see percore --help)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` (e.g. `percore=debug`) overrides the default `info`.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}

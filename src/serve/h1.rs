@@ -1,0 +1,524 @@
+//! The HTTP/1.1 connection loop: the only code that reads and writes an HTTP/1.1 socket.
+//!
+//! It drives the sans-IO core in `crate::http1` (parse a head, frame a body, encode a response)
+//! and owns the buffers, the batching of pipelined responses into one write, the timeouts (through
+//! the shard's connection registry), parking of idle connections, and the lingering close after a
+//! rejected request.
+
+use std::future::Future;
+use std::io;
+use std::mem;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::header::CONNECTION;
+use http::{HeaderMap, Method, StatusCode};
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, CancelableAsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::registry::{CancelReason, SlotGuard};
+use super::shard::{ShardCtx, READ_BUF_SIZE};
+use crate::http1::{
+    body_allowed, write_response_head, BodyDecoder, BodyEvent, BodyKind, Framing, HeadParser,
+    ParseError, RequestHead, ResponseMeta, Status, Version,
+};
+use crate::service::{Body, Request, Response, Service};
+
+/// Below this much free space the read buffer grows (or is compacted) before the next read.
+const MIN_READ_SPACE: usize = 1024;
+/// Buffer an idle, parked connection waits with: a connection holding only this is cheap.
+const PARK_BUF_SIZE: usize = 64;
+/// Response bodies larger than this are written from their own `Bytes`, not copied.
+const DIRECT_WRITE_THRESHOLD: usize = 16 * 1024;
+/// After rejecting a request, how long and how much we keep draining before the close, so the
+/// kernel does not answer the client's unread bytes with a RST that destroys our error response
+/// before the client read it (nginx's `lingering_close` does the same).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_MAX_BYTES: usize = 64 * 1024;
+
+/// Why the connection stops waiting on its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The peer closed its side.
+    Eof,
+    /// A deadline passed.
+    Timeout,
+    /// The shard is shutting down and the connection was idle.
+    Shutdown,
+    /// The socket failed.
+    Io,
+}
+
+/// How a wait on the socket ended.
+enum Wake {
+    Data,
+    /// The sweep cancelled an idle read so the connection can wait small.
+    Park,
+    End(End),
+}
+
+/// What to do with the connection after a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    KeepAlive,
+    Close,
+    /// Close after draining the peer's unread bytes (the request was rejected).
+    Linger,
+}
+
+/// Serve one accepted HTTP/1.1 connection until it closes.
+pub(crate) async fn serve_h1<S: Service>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Rc<ShardCtx>,
+    app: Rc<S>,
+) {
+    let mut conn = H1Connection {
+        parser: HeadParser::new(ctx.config.limits),
+        rbuf: ctx.take_read_buf(),
+        wbuf: ctx.take_write_buf(),
+        spare_headers: HeaderMap::new(),
+        header_deadline: None,
+        slot: ctx.conns.register(),
+        stream,
+        peer,
+        ctx: &ctx,
+        app: &*app,
+    };
+    conn.run().await;
+    conn.release_buffers();
+}
+
+struct H1Connection<'a, S> {
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &'a ShardCtx,
+    app: &'a S,
+    slot: SlotGuard<'a>,
+    parser: HeadParser,
+    /// Bytes read and not yet parsed. Empty with no capacity while parked.
+    rbuf: BytesMut,
+    /// Responses encoded and not yet written. Empty with no capacity while parked.
+    wbuf: Vec<u8>,
+    /// A cleared header map for the next request head (none while parked).
+    spare_headers: HeaderMap,
+    /// Tick by which the request head now arriving must be complete.
+    header_deadline: Option<u64>,
+}
+
+impl<S: Service> H1Connection<'_, S> {
+    async fn run(&mut self) {
+        loop {
+            // Answer every complete request already buffered, holding the responses back so a
+            // pipelined batch goes out in one write.
+            let mut served = 0;
+            loop {
+                match self.parser.parse(&mut self.rbuf, &mut self.spare_headers) {
+                    Ok(Status::Complete(head)) => {
+                        match self.serve_request(head).await {
+                            Flow::KeepAlive => {}
+                            Flow::Close => {
+                                self.close().await;
+                                return;
+                            }
+                            Flow::Linger => {
+                                self.linger_close().await;
+                                return;
+                            }
+                        }
+                        served += 1;
+                        if served == self.ctx.config.max_pipeline_batch {
+                            // One client must not hold the shard: write what we have and let the
+                            // other connections run before parsing further.
+                            if self.flush().await.is_err() {
+                                return;
+                            }
+                            YieldNow(false).await;
+                            served = 0;
+                        }
+                    }
+                    Ok(Status::Partial) => break,
+                    Err(err) => {
+                        self.push_error(err.status());
+                        self.linger_close().await;
+                        return;
+                    }
+                }
+            }
+            if self.flush().await.is_err() {
+                return;
+            }
+
+            let waited = if self.rbuf.is_empty() {
+                self.header_deadline = None;
+                self.read_idle().await
+            } else {
+                let deadline = *self
+                    .header_deadline
+                    .get_or_insert_with(|| self.ctx.deadline(self.ctx.config.timeouts.header));
+                self.read_in_request(deadline).await
+            };
+            match waited {
+                Ok(()) => {}
+                Err(End::Timeout) if !self.rbuf.is_empty() => {
+                    // RFC 9110 §15.5.9: 408 tells the client the head took too long.
+                    self.push_error(StatusCode::REQUEST_TIMEOUT);
+                    self.close().await;
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Reads the body (if any), calls the app, and encodes the response into the write buffer.
+    async fn serve_request(&mut self, head: RequestHead) -> Flow {
+        self.header_deadline = None;
+        let version = head.version;
+        let head_request = head.method == Method::HEAD;
+        let body = match head.framing {
+            Framing::None => Bytes::new(),
+            framing => match self.read_body(framing, head.expect_continue, version).await {
+                Ok(body) => body,
+                Err(BodyError::Parse(err)) => {
+                    self.push_error(err.status());
+                    return Flow::Linger;
+                }
+                Err(BodyError::End(End::Timeout)) => {
+                    self.push_error(StatusCode::REQUEST_TIMEOUT);
+                    return Flow::Close;
+                }
+                Err(BodyError::End(_)) => return Flow::Close,
+            },
+        };
+        let keep_alive = head.keep_alive;
+        let req = Request {
+            head,
+            body,
+            peer: self.peer,
+            shard: self.ctx.shard_id,
+        };
+        let res = self.app.call(req).await;
+        // RFC 9112 §9.6: `Connection: close` from either side ends the connection after this
+        // response; so does shutdown.
+        let keep_alive =
+            keep_alive && !self.ctx.is_shutting_down() && !has_connection_close(res.headers());
+        if self
+            .push_response(res, version, head_request, keep_alive)
+            .await
+            .is_err()
+        {
+            return Flow::Close;
+        }
+        if keep_alive {
+            Flow::KeepAlive
+        } else {
+            Flow::Close
+        }
+    }
+
+    async fn read_body(
+        &mut self,
+        framing: Framing,
+        expect_continue: bool,
+        version: Version,
+    ) -> Result<Bytes, BodyError> {
+        let mut decoder = BodyDecoder::new(framing, self.ctx.config.limits.max_body);
+        // RFC 9110 §10.1.1: a client that sent `Expect: 100-continue` may wait for this before
+        // sending the body; one that already sent some of it did not wait.
+        if expect_continue && version == Version::Http11 && self.rbuf.is_empty() {
+            self.wbuf
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.flush().await.map_err(BodyError::End)?;
+        }
+        // A body that arrived in one piece is passed on without a copy.
+        let mut first: Option<Bytes> = None;
+        let mut joined = BytesMut::new();
+        loop {
+            match decoder.decode(&mut self.rbuf) {
+                Ok(Status::Complete(BodyEvent::Data(data))) => {
+                    if first.is_none() && joined.is_empty() {
+                        first = Some(data);
+                    } else {
+                        if let Some(first) = first.take() {
+                            joined.extend_from_slice(&first);
+                        }
+                        joined.extend_from_slice(&data);
+                    }
+                }
+                Ok(Status::Complete(BodyEvent::End)) => break,
+                Ok(Status::Partial) => {
+                    let deadline = self.ctx.deadline(self.ctx.config.timeouts.body);
+                    self.read_in_request(deadline)
+                        .await
+                        .map_err(BodyError::End)?;
+                }
+                Err(err) => return Err(BodyError::Parse(err)),
+            }
+        }
+        Ok(match first {
+            Some(first) => first,
+            None => joined.freeze(),
+        })
+    }
+
+    /// Encodes `res` after the responses already waiting in the write buffer.
+    async fn push_response(
+        &mut self,
+        res: Response,
+        version: Version,
+        head_request: bool,
+        keep_alive: bool,
+    ) -> Result<(), End> {
+        let (parts, body) = res.into_parts();
+        let meta = ResponseMeta {
+            status: parts.status,
+            body: BodyKind::Length(body.len() as u64),
+            keep_alive,
+            head_request,
+            version,
+        };
+        write_response_head(&mut self.wbuf, &meta, &parts.headers, &self.ctx.date());
+        if !body_allowed(parts.status, head_request) {
+            return Ok(());
+        }
+        match body {
+            Body::Empty => Ok(()),
+            Body::Full(bytes) if bytes.len() > DIRECT_WRITE_THRESHOLD => {
+                self.flush().await?;
+                self.write_bytes(bytes).await
+            }
+            Body::Full(bytes) => {
+                self.wbuf.extend_from_slice(&bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// Encodes a short plain-text error response that closes the connection.
+    fn push_error(&mut self, status: StatusCode) {
+        let reason = status.canonical_reason().unwrap_or("Error");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        let meta = ResponseMeta {
+            status,
+            body: BodyKind::Length(reason.len() as u64 + 1),
+            keep_alive: false,
+            head_request: false,
+            version: Version::Http11,
+        };
+        write_response_head(&mut self.wbuf, &meta, &headers, &self.ctx.date());
+        self.wbuf.extend_from_slice(reason.as_bytes());
+        self.wbuf.push(b'\n');
+    }
+
+    /// Waits for the first bytes of a next request, with nothing buffered. Parks the connection
+    /// when the sweep says it has been idle for a while.
+    async fn read_idle(&mut self) -> Result<(), End> {
+        if self.ctx.is_shutting_down() {
+            return Err(End::Shutdown);
+        }
+        let deadline = self.ctx.deadline(self.ctx.config.timeouts.idle);
+        self.slot.take_reason();
+        self.slot.arm_idle(self.ctx.now(), deadline);
+        let res = self.read_into_rbuf().await;
+        self.slot.disarm();
+        match self.settle(res) {
+            Wake::Data => Ok(()),
+            Wake::Park => self.read_parked(deadline).await,
+            Wake::End(end) => Err(end),
+        }
+    }
+
+    /// Waits small: gives the buffers back to the shard, reads into a tiny buffer, and takes a full
+    /// read buffer again only once bytes arrive.
+    async fn read_parked(&mut self, deadline: u64) -> Result<(), End> {
+        self.release_buffers();
+        self.slot.mark_parked();
+        self.slot.arm_idle(self.ctx.now(), deadline);
+        let small = Vec::with_capacity(PARK_BUF_SIZE);
+        let (res, small) = self.stream.cancelable_read(small, self.slot.handle()).await;
+        self.slot.disarm();
+        match self.settle(res) {
+            Wake::Data => {}
+            Wake::Park => return Err(End::Io),
+            Wake::End(end) => return Err(end),
+        }
+        self.rbuf = self.ctx.take_read_buf();
+        self.rbuf.extend_from_slice(&small);
+        self.wbuf = self.ctx.take_write_buf();
+        Ok(())
+    }
+
+    /// Waits for more bytes of a request already begun (head or body), until `deadline`.
+    async fn read_in_request(&mut self, deadline: u64) -> Result<(), End> {
+        self.slot.take_reason();
+        self.slot.arm_in_request(deadline);
+        let res = self.read_into_rbuf().await;
+        self.slot.disarm();
+        match self.settle(res) {
+            Wake::Data => Ok(()),
+            // Only idle connections are parked.
+            Wake::Park => Err(End::Io),
+            Wake::End(end) => Err(end),
+        }
+    }
+
+    /// Turns a read's result into "got bytes" or why the wait ended: a cancelled read reports the
+    /// sweep's reason.
+    fn settle(&self, res: io::Result<usize>) -> Wake {
+        match res {
+            Ok(0) => Wake::End(End::Eof),
+            Ok(_) => {
+                // A cancel that raced with a completed read changes nothing.
+                self.slot.take_reason();
+                Wake::Data
+            }
+            Err(_) => match self.slot.take_reason() {
+                Some(CancelReason::Timeout) => Wake::End(End::Timeout),
+                Some(CancelReason::Shutdown) => Wake::End(End::Shutdown),
+                Some(CancelReason::Park) => Wake::Park,
+                None => Wake::End(End::Io),
+            },
+        }
+    }
+
+    async fn read_into_rbuf(&mut self) -> io::Result<usize> {
+        if self.rbuf.capacity() == 0 {
+            self.rbuf = self.ctx.take_read_buf();
+        } else if self.rbuf.capacity() - self.rbuf.len() < MIN_READ_SPACE {
+            // Compacts in place when the parsed requests are gone, else grows.
+            self.rbuf.reserve(READ_BUF_SIZE);
+        }
+        let buf = mem::take(&mut self.rbuf);
+        let len = buf.len();
+        let (res, slice) = self
+            .stream
+            .cancelable_read(buf.slice_mut(len..), self.slot.handle())
+            .await;
+        self.rbuf = slice.into_inner();
+        res
+    }
+
+    /// Writes every encoded response in one write.
+    async fn flush(&mut self) -> Result<(), End> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let buf = mem::take(&mut self.wbuf);
+        let (res, mut buf) = self.write_with_deadline(buf).await;
+        buf.clear();
+        self.wbuf = buf;
+        res
+    }
+
+    async fn write_bytes(&mut self, bytes: Bytes) -> Result<(), End> {
+        self.write_with_deadline(bytes).await.0
+    }
+
+    async fn write_with_deadline<B: monoio::buf::IoBuf + 'static>(
+        &mut self,
+        buf: B,
+    ) -> (Result<(), End>, B) {
+        self.slot.take_reason();
+        self.slot
+            .arm_in_request(self.ctx.deadline(self.ctx.config.timeouts.body));
+        let (res, buf) = self.stream.write_all(buf, self.slot.handle()).await;
+        self.slot.disarm();
+        let res = match res {
+            Ok(_) => Ok(()),
+            Err(_) if self.slot.take_reason() == Some(CancelReason::Timeout) => Err(End::Timeout),
+            Err(_) => Err(End::Io),
+        };
+        (res, buf)
+    }
+
+    /// Writes what is pending and closes our side.
+    async fn close(&mut self) {
+        if self.flush().await.is_ok() {
+            let _ = self.stream.shutdown().await;
+        }
+    }
+
+    /// Writes the error response, closes our side, then drains the peer's unread bytes for a
+    /// short while before the socket is closed.
+    async fn linger_close(&mut self) {
+        if self.flush().await.is_err() {
+            return;
+        }
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let deadline = self.ctx.deadline(LINGER);
+        let mut drained = 0;
+        while drained < LINGER_MAX_BYTES {
+            self.rbuf.clear();
+            if self.read_in_request(deadline).await.is_err() {
+                return;
+            }
+            drained += self.rbuf.len();
+        }
+    }
+
+    /// Hands the buffers back to the shard's pool (parking, or the end of the connection).
+    fn release_buffers(&mut self) {
+        let rbuf = mem::take(&mut self.rbuf);
+        if rbuf.capacity() > 0 {
+            self.ctx.give_read_buf(rbuf);
+        }
+        self.ctx.give_write_buf(mem::take(&mut self.wbuf));
+        self.spare_headers = HeaderMap::new();
+    }
+}
+
+enum BodyError {
+    Parse(ParseError),
+    End(End),
+}
+
+/// Whether a `Connection` header lists the `close` option (RFC 9110 §7.6.1).
+fn has_connection_close(headers: &HeaderMap) -> bool {
+    headers.get_all(CONNECTION).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
+}
+
+/// Yields once to the shard's other tasks (monoio 0.2 has no `yield_now`).
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_close_is_found_among_tokens() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, "keep-alive, Close".parse().unwrap());
+        assert!(has_connection_close(&h));
+        h.insert(CONNECTION, "keep-alive, closed".parse().unwrap());
+        assert!(!has_connection_close(&h));
+    }
+}

@@ -1,0 +1,257 @@
+//! The shard's table of open connections, and the once-a-second sweep over it.
+//!
+//! Timeouts, parking and shutdown all work the same way: each connection arms its slot with a
+//! deadline (in shard ticks) before it waits on the socket, and the sweep cancels the waiting
+//! operation of every slot whose deadline has passed. One sweep a second costs far less than a
+//! timer per read, and a cancelled read gives its buffer back (monoio's `CancelableAsyncReadRent`),
+//! so a connection can also be *parked*: an idle keep-alive connection's read is cancelled after a
+//! second, it hands its buffers back to the shard's pool, and waits with a tiny buffer instead. That
+//! is what keeps an idle connection's memory small (see ARCHITECTURE.md, "Idle connections").
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use monoio::io::{CancelHandle, Canceller};
+
+/// Tick value meaning "no deadline".
+const NEVER: u64 = u64::MAX;
+
+/// Why the sweep cancelled a connection's pending operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CancelReason {
+    /// The armed deadline passed.
+    Timeout,
+    /// Idle for a full tick: release the buffers and wait small.
+    Park,
+    /// The shard is shutting down and this connection was idle.
+    Shutdown,
+}
+
+/// What a connection is waiting for, as far as the sweep is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Not waiting on the socket (running the app, or between steps).
+    Busy,
+    /// Waiting for the first byte of a next request with nothing buffered: may be parked or closed
+    /// at shutdown.
+    Idle { since: u64 },
+    /// Already parked: only the deadline or shutdown applies.
+    Parked,
+    /// Waiting for the rest of a request, or for the peer to take a response.
+    InRequest,
+}
+
+/// One connection's entry. Shared between the connection task and the sweep (`Rc`, one thread).
+pub(crate) struct ConnSlot {
+    canceller: RefCell<Canceller>,
+    deadline: Cell<u64>,
+    wait: Cell<Wait>,
+    reason: Cell<Option<CancelReason>>,
+}
+
+impl ConnSlot {
+    fn new() -> Self {
+        ConnSlot {
+            canceller: RefCell::new(Canceller::new()),
+            deadline: Cell::new(NEVER),
+            wait: Cell::new(Wait::Busy),
+            reason: Cell::new(None),
+        }
+    }
+
+    /// A handle to pass to the next cancelable operation.
+    pub(crate) fn handle(&self) -> CancelHandle {
+        self.canceller.borrow().handle()
+    }
+
+    /// About to wait for a next request with nothing buffered.
+    pub(crate) fn arm_idle(&self, now: u64, deadline: u64) {
+        self.deadline.set(deadline);
+        let wait = match self.wait.get() {
+            Wait::Parked => Wait::Parked,
+            _ => Wait::Idle { since: now },
+        };
+        self.wait.set(wait);
+    }
+
+    /// Parked: waiting small, still bounded by the idle deadline.
+    pub(crate) fn mark_parked(&self) {
+        self.wait.set(Wait::Parked);
+    }
+
+    /// About to wait on the socket in the middle of a request or response.
+    pub(crate) fn arm_in_request(&self, deadline: u64) {
+        self.deadline.set(deadline);
+        self.wait.set(Wait::InRequest);
+    }
+
+    /// Back from the socket: no deadline while the connection works.
+    pub(crate) fn disarm(&self) {
+        self.deadline.set(NEVER);
+        self.wait.set(Wait::Busy);
+    }
+
+    /// The reason of a cancellation that hit this slot, if any (cleared by reading it).
+    pub(crate) fn take_reason(&self) -> Option<CancelReason> {
+        self.reason.take()
+    }
+
+    fn cancel(&self, reason: CancelReason) {
+        self.reason.set(Some(reason));
+        let old = std::mem::take(&mut *self.canceller.borrow_mut());
+        // `cancel` fails the operations using handles of the old canceller and gives a fresh one.
+        *self.canceller.borrow_mut() = old.cancel();
+    }
+}
+
+/// The open connections of one shard.
+#[derive(Default)]
+pub(crate) struct ConnRegistry {
+    slots: RefCell<slab::Slab<Rc<ConnSlot>>>,
+}
+
+/// Removes the connection from the registry when the connection task ends, however it ends.
+pub(crate) struct SlotGuard<'a> {
+    registry: &'a ConnRegistry,
+    key: usize,
+    slot: Rc<ConnSlot>,
+}
+
+impl std::ops::Deref for SlotGuard<'_> {
+    type Target = ConnSlot;
+    fn deref(&self) -> &ConnSlot {
+        &self.slot
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.registry.slots.borrow_mut().try_remove(self.key);
+    }
+}
+
+impl ConnRegistry {
+    pub(crate) fn register(&self) -> SlotGuard<'_> {
+        let slot = Rc::new(ConnSlot::new());
+        let key = self.slots.borrow_mut().insert(slot.clone());
+        SlotGuard {
+            registry: self,
+            key,
+            slot,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.slots.borrow().len()
+    }
+
+    /// The once-a-tick pass: time out what is overdue, park what has idled for a full tick.
+    pub(crate) fn sweep(&self, now: u64) {
+        // Collect first: cancelling can run driver code, and must not happen under the borrow.
+        let due: Vec<(Rc<ConnSlot>, CancelReason)> = self
+            .slots
+            .borrow()
+            .iter()
+            .filter_map(|(_, slot)| {
+                if now >= slot.deadline.get() {
+                    return Some((slot.clone(), CancelReason::Timeout));
+                }
+                match slot.wait.get() {
+                    // `since + 1 < now`: idle through at least one whole tick, so connections
+                    // between two requests of a busy client are never parked.
+                    Wait::Idle { since } if since + 1 < now => {
+                        Some((slot.clone(), CancelReason::Park))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        for (slot, reason) in due {
+            slot.cancel(reason);
+        }
+    }
+
+    /// Shutdown: close every connection that is waiting for a next request. The others see the
+    /// shard's shutdown flag and close after their current response.
+    pub(crate) fn close_idle(&self) {
+        let idle: Vec<Rc<ConnSlot>> = self
+            .slots
+            .borrow()
+            .iter()
+            .filter(|(_, slot)| matches!(slot.wait.get(), Wait::Idle { .. } | Wait::Parked))
+            .map(|(_, slot)| slot.clone())
+            .collect();
+        for slot in idle {
+            slot.cancel(CancelReason::Shutdown);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_times_out_overdue_slots_only() {
+        let reg = ConnRegistry::default();
+        let a = reg.register();
+        let b = reg.register();
+        a.arm_in_request(5);
+        b.arm_in_request(10);
+        reg.sweep(5);
+        assert_eq!(a.take_reason(), Some(CancelReason::Timeout));
+        assert_eq!(b.take_reason(), None);
+    }
+
+    #[test]
+    fn idle_slot_is_parked_after_a_full_tick() {
+        let reg = ConnRegistry::default();
+        let a = reg.register();
+        a.arm_idle(3, 100);
+        reg.sweep(4);
+        assert_eq!(a.take_reason(), None, "idle for less than a whole tick");
+        reg.sweep(5);
+        assert_eq!(a.take_reason(), Some(CancelReason::Park));
+        a.mark_parked();
+        reg.sweep(9);
+        assert_eq!(a.take_reason(), None, "a parked slot is not parked again");
+    }
+
+    #[test]
+    fn busy_slot_is_never_cancelled() {
+        let reg = ConnRegistry::default();
+        let a = reg.register();
+        a.arm_in_request(2);
+        a.disarm();
+        reg.sweep(1000);
+        reg.close_idle();
+        assert_eq!(a.take_reason(), None);
+    }
+
+    #[test]
+    fn close_idle_hits_idle_and_parked_slots() {
+        let reg = ConnRegistry::default();
+        let a = reg.register();
+        let b = reg.register();
+        let c = reg.register();
+        a.arm_idle(1, 100);
+        b.arm_idle(1, 100);
+        b.mark_parked();
+        c.arm_in_request(100);
+        reg.close_idle();
+        assert_eq!(a.take_reason(), Some(CancelReason::Shutdown));
+        assert_eq!(b.take_reason(), Some(CancelReason::Shutdown));
+        assert_eq!(c.take_reason(), None);
+    }
+
+    #[test]
+    fn guard_removes_slot() {
+        let reg = ConnRegistry::default();
+        {
+            let _a = reg.register();
+            assert_eq!(reg.len(), 1);
+        }
+        assert_eq!(reg.len(), 0);
+    }
+}

@@ -1,0 +1,96 @@
+//! The application boundary: what a connection hands to the app and what it gets back.
+//!
+//! A [`Service`] runs on one shard and never leaves it, so it need not be `Send`; its futures are
+//! not boxed (`async fn` in a trait, monomorphised into the connection loop).
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+
+use crate::http1::{RequestHead, Target, Version};
+
+/// A request as the application sees it: the parsed head, the whole body, and where it came from.
+#[derive(Debug)]
+pub struct Request {
+    pub head: RequestHead,
+    /// The request body, fully read (bounded by the body-size limit).
+    pub body: Bytes,
+    pub peer: SocketAddr,
+    /// The shard (core) serving this request.
+    pub shard: usize,
+}
+
+impl Request {
+    pub fn method(&self) -> &Method {
+        &self.head.method
+    }
+    pub fn target(&self) -> &Target {
+        &self.head.target
+    }
+    /// The percent-decoded path (see [`Target::path`] for what stays encoded).
+    pub fn path(&self) -> &str {
+        self.head.target.path()
+    }
+    pub fn headers(&self) -> &HeaderMap {
+        &self.head.headers
+    }
+    pub fn version(&self) -> Version {
+        self.head.version
+    }
+}
+
+/// A response body. Framing (Content-Length or chunked) is decided by the connection.
+#[derive(Debug, Clone, Default)]
+pub enum Body {
+    #[default]
+    Empty,
+    /// A body whose bytes are all known; `Bytes::from_static` costs nothing.
+    Full(Bytes),
+}
+
+impl Body {
+    pub fn len(&self) -> usize {
+        match self {
+            Body::Empty => 0,
+            Body::Full(b) => b.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Self {
+        Body::Full(Bytes::from_static(s.as_bytes()))
+    }
+}
+impl From<&'static [u8]> for Body {
+    fn from(s: &'static [u8]) -> Self {
+        Body::Full(Bytes::from_static(s))
+    }
+}
+impl From<String> for Body {
+    fn from(s: String) -> Self {
+        Body::Full(Bytes::from(s))
+    }
+}
+impl From<Vec<u8>> for Body {
+    fn from(v: Vec<u8>) -> Self {
+        Body::Full(Bytes::from(v))
+    }
+}
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Self {
+        Body::Full(b)
+    }
+}
+
+pub type Response = http::Response<Body>;
+
+/// An application: turns a request into a response, on the shard that accepted the connection.
+pub trait Service: 'static {
+    fn call(&self, req: Request) -> impl Future<Output = Response>;
+}
