@@ -108,26 +108,39 @@ PIDS=()
 declare -A SPID   # pid whose CPU time / RSS is measured (nginx: its worker)
 cleanup() {
   local p
-  for p in "${PIDS[@]:-}"; do [[ -n "$p" ]] && kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]:-}"; do [[ -n "$p" ]] && wait "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do
+    if [[ -n "$p" ]]; then kill -TERM "$p" 2>/dev/null || true; fi
+  done
+  for p in "${PIDS[@]:-}"; do
+    if [[ -n "$p" ]]; then wait "$p" 2>/dev/null || true; fi
+  done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 : >"$RAW/commands.txt"
-cmd() { echo "$*" >>"$RAW/commands.txt"; }
+# record a command line for the report: repo-relative paths, arguments with spaces quoted
+# (one string: as is; several words: those with a space get quoted, except a trailing "  # comment")
+cmd() {
+  local a out=()
+  for a in "$@"; do
+    a=${a//$HERE/bench}
+    if (($# > 1)) && [[ $a == *" "* && $a != "  #"* ]]; then out+=("'$a'"); else out+=("$a"); fi
+  done
+  echo "${out[*]}" >>"$RAW/commands.txt"
+}
 port_busy() { ss -Hltn "sport = :$1" | grep -q .; }
 wait_http() { # port path
-  local i
-  for i in $(seq 1 100); do
+  local _
+  for _ in $(seq 1 100); do
     curl -fs -o /dev/null "http://127.0.0.1:$1$2" && return 0
     sleep 0.1
   done
   return 1
 }
 nginx_worker() { # master pid -> worker pid (waits for the fork)
-  local i w
-  for i in $(seq 1 50); do
+  local w
+  for _ in $(seq 1 50); do
     w=$(awk '{print $1}' "/proc/$1/task/$1/children" 2>/dev/null || true)
     [[ -n $w ]] && { echo "$w"; return 0; }
     sleep 0.1
@@ -136,7 +149,7 @@ nginx_worker() { # master pid -> worker pid (waits for the fork)
 }
 
 start_server() {
-  local s=$1 pid i port=${PORT[$1]}
+  local s=$1 pid port=${PORT[$1]}
   port_busy "$port" && die "port $port for $s is already in use (left over from another run?)"
   case $s in
     nginx)
@@ -149,7 +162,7 @@ start_server() {
          --listen "127.0.0.1:$port" $PERCORE_ARGS) >"$RAW/percore.log" 2>&1 &
       pid=$!
       cmd "taskset -c $SERVER_CPU target/release/percore serve --shards 1 --no-pin --listen 127.0.0.1:$port${PERCORE_ARGS:+ $PERCORE_ARGS}"
-      for i in $(seq 1 100); do
+      for _ in $(seq 1 100); do
         grep -q 'listening on' "$RAW/percore.log" 2>/dev/null && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
@@ -183,6 +196,8 @@ steal_tot() { awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += 
 for s in $SERVERS; do start_server "$s"; done
 if has percore; then
   grep -iE 'driver|uring|epoll' "$RAW/percore.log" | head -3 >"$RAW/percore_driver.txt" || true
+else
+  : >"$RAW/percore_driver.txt"
 fi
 
 # response headers + sizes on the wire (sanity check + context)
@@ -201,13 +216,13 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---------------------------------------------------------------- (f) idle keep-alive memory
 echo "server,n_open,rss_before_kb,rss_after_kb,tcpmem_before,tcpmem_after,client_log" >"$RAW/mem.csv"
 mem_test() { # server
-  local s=$1 pid=${SPID[$1]} ready="$RAW/idle_$1.ready" before after tb ta n cpid i
+  local s=$1 pid=${SPID[$1]} ready="$RAW/idle_$1.ready" before after tb ta n cpid
   rm -f "$ready"
   before=$(rss_kb "$pid"); tb=$(tcp_mem)
   taskset -c "$CLIENT_CPU" python3 "$HERE/idle_conns.py" --port "${PORT[$s]}" -n "$IDLE_CONNS" \
     --hold "$IDLE_HOLD" --ready-file "$ready" 2>"$RAW/idle_$s.log" &
   cpid=$!; PIDS+=("$cpid")
-  for i in $(seq 1 900); do [[ -s "$ready" ]] && break; kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 900); do [[ -s "$ready" ]] && break; kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
   sleep 1
   after=$(rss_kb "$pid"); ta=$(tcp_mem); n=$(cat "$ready" 2>/dev/null || echo 0)
   wait "$cpid" || true
@@ -267,7 +282,7 @@ measure() { # round case server
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')
   echo "$r,$c,$s,$((u1 - u0)),$((s1 - s0)),$wall,$busy_c,$busy_s,$((po1 - po0)),$f" >>"$RAW/runs.csv"
   if [[ -z ${LOGGED[$c]:-} ]]; then
-    cmd "${meas[*]}   # case $c (after a ${WARM}s warm-up run of the same command, output discarded)"
+    cmd "${meas[@]}" "  # case $c (after a ${WARM}s warm-up run of the same command, output discarded)"
     LOGGED[$c]=1
   fi
   kill -0 "$pid" 2>/dev/null || die "$s (pid $pid) died during case $c round $r; see $RAW/$s.log"
@@ -307,7 +322,7 @@ dirty=$(git -C "$ROOT" status --porcelain -- src shards Cargo.toml Cargo.lock 2>
   echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2, $3}')"
   if [[ $dirty == 0 ]]; then echo "percore_commit=$commit"
   else echo "percore_commit=$commit + $dirty uncommitted paths under src/ shards/ Cargo.*"; fi
-  echo "percore_driver=$(tr '\n' ' ' <"$RAW/percore_driver.txt" 2>/dev/null || true)"
+  echo "percore_driver=$(tr '\n' ' ' <"$RAW/percore_driver.txt")"
   echo "rounds=$ROUNDS"; echo "dur=${DUR}s"; echo "warm=${WARM}s"; echo "conns=$CONNS"
   echo "depth=$DEPTH"; echo "churn_every=$CHURN_EVERY"; echo "clk_tck=$CLK_TCK"
   echo "server_cpu=$SERVER_CPU"; echo "client_cpu=$CLIENT_CPU"
@@ -318,7 +333,7 @@ dirty=$(git -C "$ROOT" status --porcelain -- src shards Cargo.toml Cargo.lock 2>
   echo "floor_uring=$FLOOR_URING"
   echo "idle_conns=$IDLE_CONNS"; echo "idle_hold=$IDLE_HOLD"
   echo "tcp_cc=$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo '?')"
-  echo "peer_locks=$HERE/peers/actix/Cargo.lock $HERE/peers/hyper/Cargo.lock $FLOOR_DIR/Cargo.lock $ROOT/Cargo.lock"
+  echo "locks=percore:$ROOT/Cargo.lock actix:$HERE/peers/actix/Cargo.lock hyper:$HERE/peers/hyper/Cargo.lock floor:$FLOOR_DIR/Cargo.lock"
 } >"$RAW/meta.txt"
 python3 "$HERE/report.py" "$RAW" "$OUT_MD"
 log "appended a section to $OUT_MD (raw outputs in $RAW); wall time $(awk -v a="$T_START" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s"

@@ -7,7 +7,7 @@ use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use serde::Serialize;
 
-use crate::service::{Body, Request, Response, Service};
+use crate::service::{response, Body, Request, Response, Service};
 
 static TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -72,7 +72,7 @@ impl BuiltinApp {
                 res
             }
             Some((body, content_type)) => {
-                let mut res = Response::new(body);
+                let mut res = response(body);
                 res.headers_mut().insert(CONTENT_TYPE, content_type.clone());
                 res
             }
@@ -95,7 +95,7 @@ fn echo(req: &Request) -> Response {
             .insert(ALLOW, HeaderValue::from_static("POST, PUT"));
         return res;
     }
-    let mut res = Response::new(Body::Full(req.body.clone()));
+    let mut res = response(req.body.clone());
     res.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
@@ -105,7 +105,7 @@ fn echo(req: &Request) -> Response {
 
 /// A plain-text response with the given status.
 pub fn text(status: StatusCode, body: &'static str) -> Response {
-    let mut res = Response::new(body.into());
+    let mut res = response(body);
     *res.status_mut() = status;
     res.headers_mut().insert(CONTENT_TYPE, TEXT_PLAIN.clone());
     res

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod header_pool;
 pub mod http1;
 pub mod serve;
 pub mod service;

@@ -41,6 +41,12 @@ impl Request {
     }
 }
 
+impl Drop for Request {
+    fn drop(&mut self) {
+        crate::header_pool::give(std::mem::take(&mut self.head.headers));
+    }
+}
+
 /// A response body. Framing (Content-Length or chunked) is decided by the connection.
 #[derive(Debug, Clone, Default)]
 pub enum Body {
@@ -89,6 +95,14 @@ impl From<Bytes> for Body {
 }
 
 pub type Response = http::Response<Body>;
+
+/// A `200 OK` response with `body`, whose header map comes from the shard's pool (the connection
+/// gives it back after encoding): building responses this way allocates nothing for headers.
+pub fn response(body: impl Into<Body>) -> Response {
+    let mut res = Response::new(body.into());
+    *res.headers_mut() = crate::header_pool::take();
+    res
+}
 
 /// An application: turns a request into a response, on the shard that accepted the connection.
 pub trait Service: 'static {

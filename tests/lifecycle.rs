@@ -59,12 +59,19 @@ fn listens_on_ipv4_and_ipv6_at_once() {
         roundtrip(&server, b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n").status,
         200
     );
-    let log = server.log_text();
-    let v6 = log
-        .lines()
-        .find_map(|l| l.split("listening on http://[::1]:").nth(1))
-        .expect("a v6 listening line");
-    let port: String = v6.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let v6_port = || {
+        let log = server.log_text();
+        let rest = log
+            .lines()
+            .find_map(|l| l.split("listening on http://[::1]:").nth(1))?;
+        Some(
+            rest.chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect::<String>(),
+        )
+    };
+    assert!(eventually(Duration::from_secs(5), || v6_port().is_some()));
+    let port = v6_port().expect("a v6 listening line");
     let mut s = std::net::TcpStream::connect(format!("[::1]:{port}")).unwrap();
     s.write_all(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();

@@ -9,7 +9,7 @@ use bytes::{Buf, BytesMut};
 use http::HeaderMap;
 
 use super::framing::BodyEvent;
-use super::parse::parse_field_line;
+use super::parse::parse_trailer_fields;
 use super::{ParseError, Status};
 
 /// Most hex digits in a chunk-size, leading zeros included. 16 digits hold any `u64`; more can
@@ -297,13 +297,7 @@ impl ChunkedDecoder {
         }
         let section = bytes::Bytes::from(std::mem::take(&mut self.trailer_bytes));
         let mut map = HeaderMap::new();
-        let mut pos = 0;
-        while pos < section.len() {
-            let field = parse_field_line(&section, pos)?;
-            map.try_append(field.name, field.value)
-                .map_err(|_| ParseError::TrailersTooLarge)?;
-            pos = field.next;
-        }
+        parse_trailer_fields(&section, &mut map)?;
         self.trailers = Some(map);
         Ok(())
     }

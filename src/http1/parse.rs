@@ -7,10 +7,12 @@
 //! the head is split off the buffer once (`split_to(n).freeze()`) and parsed in a single pass.
 //! The body and any pipelined requests stay in the buffer. No I/O, no clock.
 
+use std::ops::Range;
+
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 
-use super::framing::{trim_ows, Framing, HeadFacts};
+use super::framing::{Framing, HeadFacts};
 use super::{Limits, ParseError, Status, Target, Version};
 
 /// RFC 9112 §2.2: a server "SHOULD ignore at least one empty line (CRLF) received prior to the
@@ -64,34 +66,51 @@ pub struct RequestHead {
     pub expect_continue: bool,
 }
 
-/// Progress of the scan for the end of the current head. Offsets are from the front of the
-/// caller's buffer, which only grows between calls until the head is complete.
-#[derive(Debug, Default, Clone, Copy)]
-struct Scan {
-    /// Where the request line starts, once the leading empty lines are behind us.
-    start: Option<usize>,
+/// A request line, parsed as soon as its CRLF arrives (so garbage is rejected early).
+#[derive(Debug, Clone)]
+struct RequestLine {
+    method: Method,
+    /// The request-target, as offsets into the buffer.
+    target: Range<usize>,
+    version: Version,
     /// Index of the LF that ends the request line.
-    request_line_end: Option<usize>,
-    /// Bytes already searched for LF.
-    scanned: usize,
-    /// Non-empty field lines seen so far.
-    field_lines: usize,
-}
-
-/// Where the parts of a complete head lie in the buffer.
-#[derive(Debug, Clone, Copy)]
-struct HeadBounds {
-    start: usize,
-    request_line_end: usize,
-    /// One past the LF of the empty line.
     end: usize,
 }
 
+/// Where one field line lies in the buffer: `name_start..name_end` is the name, and
+/// `value_start..value_end` the value without surrounding OWS.
+#[derive(Debug, Clone, Copy)]
+struct FieldRange {
+    name_start: usize,
+    name_end: usize,
+    value_start: usize,
+    value_end: usize,
+}
+
+/// Progress on the current head. Offsets are from the front of the caller's buffer, which only
+/// grows between calls until the head is complete.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Where the request line starts, once the leading empty lines are behind us.
+    start: Option<usize>,
+    request_line: Option<RequestLine>,
+    /// Start of the first line not yet complete.
+    line_start: usize,
+    /// Bytes already searched for LF.
+    scanned: usize,
+}
+
 /// Incremental parser for request heads; one per connection.
+///
+/// Each line is checked once, when its LF arrives: the request line is parsed, and each field
+/// line is split into name and value ranges (kept in `fields`, reused across requests, so no
+/// allocation per request). When the empty line arrives the head is frozen once and the header
+/// map built from the ranges without rescanning (hyper's two phases, made incremental).
 #[derive(Debug)]
 pub struct HeadParser {
     limits: Limits,
     scan: Scan,
+    fields: Vec<FieldRange>,
     /// A rejection is fatal for the connection: once set, every call returns it again.
     error: Option<ParseError>,
 }
@@ -101,6 +120,7 @@ impl HeadParser {
         HeadParser {
             limits,
             scan: Scan::default(),
+            fields: Vec::new(),
             error: None,
         }
     }
@@ -132,26 +152,33 @@ impl HeadParser {
         buf: &mut BytesMut,
         spare: &mut HeaderMap,
     ) -> Result<Status<RequestHead>, ParseError> {
-        let Some(bounds) = self.find_head_end(buf)? else {
+        let Some(end) = self.scan_lines(buf)? else {
             return Ok(Status::Partial);
         };
-        self.scan = Scan::default();
-        let head = buf.split_to(bounds.end).freeze();
-        parse_head(head, bounds, spare, self.limits.max_body).map(Status::Complete)
+        let scan = std::mem::take(&mut self.scan);
+        let line = scan
+            .request_line
+            .expect("a head is complete only after its request line");
+        let head = buf.split_to(end).freeze();
+        let result = build_head(head, line, &self.fields, spare, self.limits.max_body);
+        self.fields.clear();
+        result.map(Status::Complete)
     }
 
-    /// Scan the bytes not yet scanned for line ends; `Some` once the empty line that ends the
-    /// head is found.
-    fn find_head_end(&mut self, buf: &[u8]) -> Result<Option<HeadBounds>, ParseError> {
+    /// Check the lines completed since the last call; `Some(head length)` once the empty line
+    /// that ends the head has arrived.
+    fn scan_lines(&mut self, buf: &[u8]) -> Result<Option<usize>, ParseError> {
         if buf.len() < self.scan.scanned {
             // The caller consumed bytes between calls; start over rather than trust stale offsets.
             self.scan = Scan::default();
+            self.fields.clear();
         }
         let start = match self.scan.start {
             Some(start) => start,
             None => match skip_leading_empty_lines(buf)? {
                 Some(start) => {
                     self.scan.start = Some(start);
+                    self.scan.line_start = start;
                     self.scan.scanned = start;
                     start
                 }
@@ -159,17 +186,24 @@ impl HeadParser {
             },
         };
         let limits = self.limits;
-        let mut pos = self.scan.scanned;
-        while let Some(off) = buf.get(pos..).and_then(|rest| memchr::memchr(b'\n', rest)) {
-            let lf = pos + off;
-            pos = lf + 1;
-            // buf[start] is neither CR nor LF, so lf > start and lf - 1 >= start.
+        while let Some(off) = buf
+            .get(self.scan.scanned..)
+            .and_then(|rest| memchr::memchr(b'\n', rest))
+        {
+            let lf = self.scan.scanned + off;
+            let line_start = self.scan.line_start;
+            self.scan.scanned = lf + 1;
+            self.scan.line_start = lf + 1;
+            // buf[start] is neither CR nor LF, so lf > start and lf - 1 >= line_start.
             let after_cr = buf.get(lf.wrapping_sub(1)) == Some(&b'\r');
-            match self.scan.request_line_end {
+            let line = buf
+                .get(line_start..lf - usize::from(after_cr))
+                .unwrap_or_default();
+            match &self.scan.request_line {
                 None => {
                     // RFC 9112 §3: a request line longer than we accept → 414. Checked before
-                    // the line ending so that the outcome does not depend on how reads split.
-                    if lf - start - usize::from(after_cr) > limits.max_request_line {
+                    // its syntax, so that the outcome does not depend on how reads split.
+                    if line.len() > limits.max_request_line {
                         return Err(ParseError::RequestLineTooLong);
                     }
                     // RFC 9112 §2.2: a recipient MAY accept a bare LF as a line terminator; we
@@ -177,43 +211,44 @@ impl HeadParser {
                     if !after_cr {
                         return Err(ParseError::BareLineFeed);
                     }
-                    self.scan.request_line_end = Some(lf);
+                    self.scan.request_line = Some(parse_request_line(line, start, lf)?);
                 }
-                Some(request_line_end) => {
+                Some(request_line) => {
                     // RFC 6585 §5: the field section (incl. the final CRLF) over the limit → 431.
-                    if pos - (request_line_end + 1) > limits.max_header_bytes {
+                    if lf - request_line.end > limits.max_header_bytes {
                         return Err(ParseError::HeadersTooLarge);
                     }
                     // RFC 9112 §2.2, as above.
                     if !after_cr {
                         return Err(ParseError::BareLineFeed);
                     }
-                    // The line is empty if its CR directly follows the previous LF.
-                    if buf.get(lf.wrapping_sub(2)) == Some(&b'\n') {
-                        return Ok(Some(HeadBounds {
-                            start,
-                            request_line_end,
-                            end: pos,
-                        }));
+                    if line.is_empty() {
+                        return Ok(Some(lf + 1));
                     }
-                    self.scan.field_lines += 1;
-                    if self.scan.field_lines > limits.max_headers {
+                    if self.fields.len() >= limits.max_headers {
                         return Err(ParseError::TooManyHeaders);
                     }
+                    let (name_len, value) = split_field_line(line)?;
+                    self.fields.push(FieldRange {
+                        name_start: line_start,
+                        name_end: line_start + name_len,
+                        value_start: line_start + value.start,
+                        value_end: line_start + value.end,
+                    });
                 }
             }
         }
         self.scan.scanned = buf.len();
         // The head is incomplete: reject as soon as what we have already passes a limit.
-        match self.scan.request_line_end {
+        match &self.scan.request_line {
             None => {
                 let pending_cr = buf.last() == Some(&b'\r');
                 if buf.len() - start - usize::from(pending_cr) > limits.max_request_line {
                     return Err(ParseError::RequestLineTooLong);
                 }
             }
-            Some(request_line_end) => {
-                if buf.len() - (request_line_end + 1) > limits.max_header_bytes {
+            Some(request_line) => {
+                if buf.len() - (request_line.end + 1) > limits.max_header_bytes {
                     return Err(ParseError::HeadersTooLarge);
                 }
             }
@@ -247,17 +282,8 @@ fn skip_leading_empty_lines(buf: &[u8]) -> Result<Option<usize>, ParseError> {
     }
 }
 
-/// Parse a complete head. `head` ends with the empty line; every LF in it follows a CR.
-fn parse_head(
-    head: Bytes,
-    bounds: HeadBounds,
-    spare: &mut HeaderMap,
-    max_body: u64,
-) -> Result<RequestHead, ParseError> {
-    // The request line without its CRLF.
-    let line_end = bounds.request_line_end - 1;
-    let line = head.get(bounds.start..line_end).unwrap_or_default();
-
+/// Parse the request line `line` (without CRLF) found at `start`, ending with the LF at `end`.
+fn parse_request_line(line: &[u8], start: usize, end: usize) -> Result<RequestLine, ParseError> {
     // RFC 9112 §2.2: a bare CR is invalid anywhere in the request line.
     if memchr::memchr(b'\r', line).is_some() {
         return Err(ParseError::BareCarriageReturn);
@@ -276,7 +302,6 @@ fn parse_head(
     if sp1 == 0 || sp2 == after_method || memchr::memchr(b' ', version_bytes).is_some() {
         return Err(ParseError::BadRequestLine);
     }
-
     // RFC 9112 §3.1: method = token; extension methods are allowed (RFC 9110 §9.1).
     if !is_token(method_bytes) {
         return Err(ParseError::BadMethod);
@@ -284,51 +309,56 @@ fn parse_head(
     let method = Method::from_bytes(method_bytes).map_err(|_| ParseError::BadMethod)?;
     // Checked before the target: an unsupported version gets 505 whatever else is wrong.
     let version = parse_version(version_bytes)?;
-    let target_start = bounds.start + after_method;
-    let target = Target::parse(head.slice(target_start..bounds.start + sp2), &method)?;
+    Ok(RequestLine {
+        method,
+        target: start + after_method..start + sp2,
+        version,
+        end,
+    })
+}
 
+/// Build the `RequestHead` from a complete, frozen head and the ranges found while scanning.
+fn build_head(
+    head: Bytes,
+    line: RequestLine,
+    fields: &[FieldRange],
+    spare: &mut HeaderMap,
+    max_body: u64,
+) -> Result<RequestHead, ParseError> {
+    let target = Target::parse(head.slice(line.target), &line.method)?;
     let mut headers = std::mem::take(spare);
     headers.clear();
     let mut facts = HeadFacts::default();
     let mut hosts = 0usize;
-    // The field lines lie between the request line and the final CRLF.
-    let fields_end = bounds.end - 2;
-    let mut pos = bounds.request_line_end + 1;
-    while pos < fields_end {
-        let field = parse_field_line(&head, pos)?;
-        pos = field.next;
-        if field.name == header::HOST {
+    for f in fields {
+        let (name, value) = build_field(&head, f)?;
+        if name == header::HOST {
             // RFC 9112 §3.2: more than one Host field line → 400.
             hosts += 1;
             if hosts > 1 {
                 return Err(ParseError::DuplicateHost);
             }
             // RFC 9112 §3.2: an invalid Host field value → 400.
-            if !field
-                .value
-                .as_bytes()
-                .iter()
-                .all(|&b| HOST_BYTE[usize::from(b)])
-            {
+            if !value.as_bytes().iter().all(|&b| HOST_BYTE[usize::from(b)]) {
                 return Err(ParseError::BadHost);
             }
         } else {
-            facts.observe(&field.name, &field.value)?;
+            facts.observe(&name, &value)?;
         }
         headers
-            .try_append(field.name, field.value)
+            .try_append(name, value)
             .map_err(|_| ParseError::TooManyHeaders)?;
     }
     // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
     // request message that lacks a Host header field". HTTP/1.0 did not require it.
-    if version == Version::Http11 && hosts == 0 {
+    if line.version == Version::Http11 && hosts == 0 {
         return Err(ParseError::MissingHost);
     }
-    let decision = facts.finish(version, max_body)?;
+    let decision = facts.finish(line.version, max_body)?;
     Ok(RequestHead {
-        method,
+        method: line.method,
         target,
-        version,
+        version: line.version,
         headers,
         framing: decision.framing,
         keep_alive: decision.keep_alive,
@@ -351,18 +381,9 @@ fn parse_version(v: &[u8]) -> Result<Version, ParseError> {
     }
 }
 
-/// One parsed field line.
-pub(crate) struct FieldLine {
-    pub name: HeaderName,
-    pub value: HeaderValue,
-    /// Offset just past this line's CRLF.
-    pub next: usize,
-}
-
-/// Parse the field line starting at `pos` in `section`, whose lines all end in CRLF (every LF
-/// follows a CR; a bare CR may still be inside a line). Shared by the head and chunked trailers.
-pub(crate) fn parse_field_line(section: &Bytes, pos: usize) -> Result<FieldLine, ParseError> {
-    let line = section.get(pos..).unwrap_or_default();
+/// Split one field line (without its CRLF) into the name length and the value range (OWS
+/// trimmed), checking the name. Shared by the head and chunked trailers.
+fn split_field_line(line: &[u8]) -> Result<(usize, Range<usize>), ParseError> {
     // RFC 9112 §5.2: obs-fold (a line starting with SP or HTAB continues the previous field) is
     // obsolete; outside message/http a server MUST reject it or replace it with SP. We reject.
     if let Some(b' ' | b'\t') = line.first() {
@@ -380,33 +401,62 @@ pub(crate) fn parse_field_line(section: &Bytes, pos: usize) -> Result<FieldLine,
         Some(b' ' | b'\t') if name_len > 0 => return Err(ParseError::WhitespaceBeforeColon),
         _ => return Err(ParseError::BadHeaderName),
     }
-    let name = HeaderName::from_bytes(&line[..name_len]).map_err(|_| ParseError::BadHeaderName)?;
-
-    let value_start = pos + name_len + 1;
-    let cr = section
-        .get(value_start..)
-        .and_then(|rest| memchr::memchr(b'\r', rest))
-        .map(|i| value_start + i)
-        .ok_or(ParseError::BadHeaderValue)?;
-    // RFC 9112 §2.2: a CR not followed by LF is invalid.
-    if section.get(cr + 1) != Some(&b'\n') {
-        return Err(ParseError::BareCarriageReturn);
-    }
     // RFC 9110 §5.5: OWS around the value is not part of it.
-    let raw_value = &section[value_start..cr];
-    let trimmed = trim_ows(raw_value);
-    let offset = trimmed.as_ptr() as usize - raw_value.as_ptr() as usize;
-    let value_start = value_start + offset;
+    let mut start = name_len + 1;
+    let mut end = line.len();
+    while let Some(b' ' | b'\t') = line.get(start) {
+        start += 1;
+    }
+    while end > start && matches!(line.get(end - 1), Some(b' ' | b'\t')) {
+        end -= 1;
+    }
+    Ok((name_len, start..end))
+}
+
+/// Make the name and zero-copy value of a field line whose ranges `split_field_line` found.
+fn build_field(section: &Bytes, f: &FieldRange) -> Result<(HeaderName, HeaderValue), ParseError> {
+    let name_bytes = section.get(f.name_start..f.name_end).unwrap_or_default();
+    let name = HeaderName::from_bytes(name_bytes).map_err(|_| ParseError::BadHeaderName)?;
     // RFC 9110 §5.5: field-value = *field-content of VCHAR, obs-text, SP and HTAB; NUL, CR, LF,
     // other CTLs and DEL are rejected. `HeaderValue` enforces exactly that set (tested below).
-    let value =
-        HeaderValue::from_maybe_shared(section.slice(value_start..value_start + trimmed.len()))
-            .map_err(|_| ParseError::BadHeaderValue)?;
-    Ok(FieldLine {
-        name,
-        value,
-        next: cr + 2,
-    })
+    let value = HeaderValue::from_maybe_shared(section.slice(f.value_start..f.value_end)).map_err(
+        |_| {
+            let raw = section.get(f.value_start..f.value_end).unwrap_or_default();
+            // RFC 9112 §2.2: a CR not followed by LF is invalid.
+            if raw.contains(&b'\r') {
+                ParseError::BareCarriageReturn
+            } else {
+                ParseError::BadHeaderValue
+            }
+        },
+    )?;
+    Ok((name, value))
+}
+
+/// Parse a trailer section (field lines, each ending in CRLF, without the final empty line)
+/// into `map`, with the same rules as the head's field lines.
+pub(crate) fn parse_trailer_fields(section: &Bytes, map: &mut HeaderMap) -> Result<(), ParseError> {
+    let mut pos = 0;
+    while let Some(off) = section
+        .get(pos..)
+        .and_then(|rest| memchr::memchr(b'\n', rest))
+    {
+        let lf = pos + off;
+        // The chunked decoder only stores lines that end in CRLF.
+        let line = section.get(pos..lf.saturating_sub(1)).unwrap_or_default();
+        let (name_len, value) = split_field_line(line)?;
+        let range = FieldRange {
+            name_start: pos,
+            name_end: pos + name_len,
+            value_start: pos + value.start,
+            value_end: pos + value.end,
+        };
+        let (name, value) = build_field(section, &range)?;
+        map.try_append(name, value)
+            .map_err(|_| ParseError::TrailersTooLarge)?;
+        pos = lf + 1;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -534,12 +584,10 @@ mod tests {
 
     #[test]
     fn accepts_extension_methods() {
-        let head = parse_ok(
-            "M-SEARCH * HTTP/1.1\r\nHost: x\r\n\r\n"
-                .replace('*', "/")
-                .as_str(),
-        );
-        assert_eq!(head.method.as_str(), "M-SEARCH");
+        for m in ["M-SEARCH", "PURGE", "BREW", "X.Y_Z~1!"] {
+            let head = parse_ok(&format!("{m} / HTTP/1.1\r\nHost: x\r\n\r\n"));
+            assert_eq!(head.method.as_str(), m);
+        }
     }
 
     #[test]
@@ -565,12 +613,11 @@ mod tests {
 
     #[test]
     fn allows_htab_and_obs_text_in_field_values() {
-        let mut input = b"GET / HTTP/1.1\r\nHost: x\r\nX: a\tb\xff\x80c\r\n\r\n".to_vec();
-        let Ok(Status::Complete(head)) = parse_with(Limits::default(), &input) else {
+        let input = b"GET / HTTP/1.1\r\nHost: x\r\nX: a\tb\xff\x80c\r\n\r\n";
+        let Ok(Status::Complete(head)) = parse_with(Limits::default(), input) else {
             panic!()
         };
         assert_eq!(head.headers["x"].as_bytes(), b"a\tb\xff\x80c");
-        input.clear();
     }
 
     #[test]
@@ -608,7 +655,7 @@ mod tests {
         let mut spare = HeaderMap::new();
         assert_eq!(parser.parse(&mut buf, &mut spare), Ok(Status::Partial));
         assert_eq!(parser.scan.scanned, buf.len());
-        assert_eq!(parser.scan.field_lines, 1);
+        assert_eq!(parser.fields.len(), 1);
         buf.extend_from_slice(b"\r");
         assert_eq!(parser.parse(&mut buf, &mut spare), Ok(Status::Partial));
         buf.extend_from_slice(b"\nGET");

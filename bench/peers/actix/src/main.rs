@@ -13,11 +13,15 @@ struct Message {
 }
 
 async fn plaintext() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain").body("Hello, World!")
+    HttpResponse::Ok()
+        .content_type("text/plain")
+        .body("Hello, World!")
 }
 
 async fn json() -> HttpResponse {
-    HttpResponse::Ok().json(Message { message: "Hello, World!" })
+    HttpResponse::Ok().json(Message {
+        message: "Hello, World!",
+    })
 }
 
 fn port() -> u16 {

@@ -7,7 +7,9 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::{body::Incoming, header, server::conn::http1, service::service_fn, Request, Response, StatusCode};
+use hyper::{
+    body::Incoming, header, server::conn::http1, service::service_fn, Request, Response, StatusCode,
+};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 
@@ -22,12 +24,17 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
             .header(header::CONTENT_TYPE, "text/plain")
             .body(Full::new(Bytes::from_static(b"Hello, World!"))),
         "/json" => {
-            let body = serde_json::to_vec(&Message { message: "Hello, World!" }).unwrap();
+            let body = serde_json::to_vec(&Message {
+                message: "Hello, World!",
+            })
+            .unwrap();
             Response::builder()
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Full::new(Bytes::from(body)))
         }
-        _ => Response::builder().status(StatusCode::NOT_FOUND).body(Full::new(Bytes::new())),
+        _ => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Full::new(Bytes::new())),
     };
     Ok(resp.unwrap())
 }
@@ -47,7 +54,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         eprintln!("hyper (tokio current_thread, pipeline_flush) listening on 127.0.0.1:{port}");
         loop {
             let (stream, _) = match listener.accept().await {
