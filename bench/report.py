@@ -23,8 +23,13 @@ CASE_TITLES = {
     "churn": "(d) churn: new conn every N req",
     "close": "(e) new conn per request",
 }
-CRATES = ["monoio", "io-uring", "tokio", "hyper", "hyper-util", "actix-web", "actix-http",
-          "actix-server", "serde", "serde_json", "bytes", "memchr", "mimalloc"]
+# crates worth naming per server (percore's lockfile also holds its dev-dependencies)
+CRATES = {
+    "percore": ["monoio", "io-uring", "serde_json", "bytes", "memchr", "mimalloc"],
+    "floor": ["monoio", "io-uring", "memchr"],
+    "actix": ["tokio", "actix-web", "actix-http", "actix-server", "serde_json"],
+    "hyper": ["tokio", "hyper", "hyper-util", "serde_json"],
+}
 
 HEADER = """# percore benchmark results
 
@@ -105,8 +110,9 @@ def crate_versions(locks):
             continue
         with open(lock, "rb") as f:
             data = tomllib.load(f)
-        vers = sorted({f"{p['name']} {p['version']}" for p in data.get("package", []) if p["name"] in CRATES},
-                      key=lambda s: CRATES.index(s.split()[0]))
+        want = CRATES.get(name, [])
+        vers = sorted({f"{p['name']} {p['version']}" for p in data.get("package", []) if p["name"] in want},
+                      key=lambda s: want.index(s.split()[0]))
         out.append((name, vers))
     return out
 
@@ -168,7 +174,7 @@ def report(rawdir, out_md):
         title += f": {meta['note']}"
     L = [title, ""]
     L.append(f"- percore: commit `{meta.get('percore_commit', '?')}`; driver log: `{meta.get('percore_driver', '').strip() or 'n/a'}`")
-    L.append(f"- Machine: `{meta.get('kernel', '?')}`, {meta.get('cpu', '?')}, {meta.get('ncpu', '?')} vCPUs ({meta.get('virt', '?') or '?'}); "
+    L.append(f"- Machine: `{meta.get('kernel', '?')}`, {meta.get('cpu', '?')}, {meta.get('ncpu', '?')} CPUs ({(meta.get('virt') or 'no hypervisor') + ' guest' if meta.get('virt') else 'no hypervisor seen'}); "
              f"`{meta.get('rustc', '?')}`; nginx `{meta.get('nginx', '?')}`; wrk `{meta.get('wrk', '?')}`; TCP cc `{meta.get('tcp_cc', '?')}`")
     L.append(f"- {meta.get('rounds', '?')} rounds, servers interleaved within each round; every measurement = {meta.get('warm', '?')} warm-up run "
              f"(discarded), then a {meta.get('dur', '?')} measured run; wrk -t1 -c{meta.get('conns', '?')}; pipelining depth {meta.get('depth', '?')}; "

@@ -104,16 +104,16 @@ done
 T_BENCH=$(date +%s.%N)
 
 # ---------------------------------------------------------------- servers
-PIDS=()
+# Processes this script started and has not reaped yet: only these are signalled
+# at exit (a reaped PID is forgotten, so a recycled PID is never hit).
+declare -A ALIVE
 declare -A SPID   # pid whose CPU time / RSS is measured (nginx: its worker)
+started() { ALIVE[$1]=1; }
+reap() { wait "$1" 2>/dev/null || true; unset "ALIVE[$1]"; }
 cleanup() {
   local p
-  for p in "${PIDS[@]:-}"; do
-    if [[ -n "$p" ]]; then kill -TERM "$p" 2>/dev/null || true; fi
-  done
-  for p in "${PIDS[@]:-}"; do
-    if [[ -n "$p" ]]; then wait "$p" 2>/dev/null || true; fi
-  done
+  for p in "${!ALIVE[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${!ALIVE[@]}"; do reap "$p"; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -176,7 +176,7 @@ start_server() {
         cmd "taskset -c $SERVER_CPU $(basename "${BIN[$s]}") $port   # built from bench/peers/$s"
       fi ;;
   esac
-  PIDS+=("$pid")
+  started "$pid"
   wait_http "$port" /plaintext || { cat "$RAW/$s.log" >&2; die "$s did not come up on port $port"; }
   if [[ $s == nginx ]]; then SPID[$s]=$(nginx_worker "$pid") || die "no nginx worker"; else SPID[$s]=$pid; fi
   log "started $s pid=$pid (measured pid ${SPID[$s]}, threads=$(find "/proc/${SPID[$s]}/task" -mindepth 1 -maxdepth 1 | wc -l)) on 127.0.0.1:$port"
@@ -221,11 +221,11 @@ mem_test() { # server
   before=$(rss_kb "$pid"); tb=$(tcp_mem)
   taskset -c "$CLIENT_CPU" python3 "$HERE/idle_conns.py" --port "${PORT[$s]}" -n "$IDLE_CONNS" \
     --hold "$IDLE_HOLD" --ready-file "$ready" 2>"$RAW/idle_$s.log" &
-  cpid=$!; PIDS+=("$cpid")
+  cpid=$!; started "$cpid"
   for _ in $(seq 1 900); do [[ -s "$ready" ]] && break; kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
   sleep 1
   after=$(rss_kb "$pid"); ta=$(tcp_mem); n=$(cat "$ready" 2>/dev/null || echo 0)
-  wait "$cpid" || true
+  reap "$cpid"
   echo "$s,$n,$before,$after,$tb,$ta,\"$(tr -d '\n",' <"$RAW/idle_$s.log")\"" >>"$RAW/mem.csv"
   log "idle conns $s: $(cat "$RAW/idle_$s.log"); RSS ${before} -> ${after} KiB"
   sleep 2   # let the server tear the connections down before the next test
@@ -240,11 +240,11 @@ nginx_prealloc() {
       -e "s#/tmp/percore-bench-nginx/#$d/#g" "$HERE/nginx.conf" >"$d/nginx.conf"
   port_busy 9196 && { log "WARNING: port 9196 busy, skipping nginx slot measurement"; return 0; }
   taskset -c "$SERVER_CPU" nginx -p "$d/" -c "$d/nginx.conf" >"$RAW/nginx-1024.log" 2>&1 &
-  pid=$!; PIDS+=("$pid")
+  pid=$!; started "$pid"
   wait_http 9196 /plaintext || { log "WARNING: nginx-1024 did not come up"; return 0; }
   w=$(nginx_worker "$pid") || return 0
   echo "1024 $(rss_kb "$w") 20000 $NGX_RSS_FRESH" >"$RAW/nginx_prealloc.txt"
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  kill -TERM "$pid"; reap "$pid"
 }
 if [[ -z "${SKIP_MEM:-}" ]]; then
   cmd "taskset -c $CLIENT_CPU python3 bench/idle_conns.py --port PORT -n $IDLE_CONNS --hold $IDLE_HOLD --ready-file F   # VmRSS of the server from /proc/PID/status before, and 1 s after all are open"
@@ -316,7 +316,7 @@ dirty=$(git -C "$ROOT" status --porcelain -- src shards Cargo.toml Cargo.lock 2>
   echo "kernel=$(uname -r)"
   echo "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
   echo "ncpu=$(nproc)"
-  echo "virt=$(systemd-detect-virt 2>/dev/null || lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -1)"
+  echo "virt=$(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -1)"
   echo "rustc=$(rustc --version)"
   echo "nginx=$(nginx -v 2>&1 | sed 's/^nginx version: //')"
   echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2, $3}')"

@@ -41,6 +41,9 @@ pub struct ServeConfig {
     /// Pipelined requests answered per read before the connection yields to others on its shard.
     pub max_pipeline_batch: usize,
     pub runtime: shards::Config,
+    /// Called on every shard once a second, on the shard's thread (the binary uses it to let its
+    /// allocator return freed memory to the OS; see `main.rs`).
+    pub shard_tick_hook: Option<fn()>,
 }
 
 impl ServeConfig {
@@ -56,6 +59,7 @@ impl ServeConfig {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             max_pipeline_batch: DEFAULT_PIPELINE_BATCH,
+            shard_tick_hook: None,
         }
     }
 }

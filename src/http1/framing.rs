@@ -7,7 +7,7 @@
 //! only ever looks at the `BytesMut` it is given.
 
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 
 use super::chunked::ChunkedDecoder;
 use super::parse::is_token;
@@ -49,6 +49,36 @@ pub(crate) struct HeadDecision {
     pub expect_continue: bool,
 }
 
+/// The fields that decide framing and connection handling, recognised from the raw name while
+/// scanning (by length first, so other names cost one comparison).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldKind {
+    Other,
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Expect,
+}
+
+impl FieldKind {
+    pub(crate) fn of(name: &[u8]) -> FieldKind {
+        let (kind, canonical): (FieldKind, &[u8]) = match name.len() {
+            4 => (FieldKind::Host, b"host"),
+            6 => (FieldKind::Expect, b"expect"),
+            10 => (FieldKind::Connection, b"connection"),
+            14 => (FieldKind::ContentLength, b"content-length"),
+            17 => (FieldKind::TransferEncoding, b"transfer-encoding"),
+            _ => return FieldKind::Other,
+        };
+        if name.eq_ignore_ascii_case(canonical) {
+            kind
+        } else {
+            FieldKind::Other
+        }
+    }
+}
+
 /// What the framing-related fields of a head said, collected one field line at a time.
 #[derive(Debug, Default)]
 pub(crate) struct HeadFacts {
@@ -83,38 +113,35 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
 }
 
 impl HeadFacts {
-    /// Record one header field. Only the framing and connection fields are looked at.
-    pub(crate) fn observe(
-        &mut self,
-        name: &HeaderName,
-        value: &HeaderValue,
-    ) -> Result<(), ParseError> {
-        if name == header::CONTENT_LENGTH {
-            self.content_length(value.as_bytes())
-        } else if name == header::TRANSFER_ENCODING {
-            self.transfer_encoding(value.as_bytes())
-        } else if name == header::CONNECTION {
-            // RFC 9112 §9.3 / RFC 9110 §7.6.1: Connection is a list of case-insensitive tokens.
-            for option in list_elements(value.as_bytes()) {
-                if option.eq_ignore_ascii_case(b"close") {
-                    self.connection_close = true;
-                } else if option.eq_ignore_ascii_case(b"keep-alive") {
-                    self.connection_keep_alive = true;
+    /// Record one header field of the given kind (`FieldKind::of` its name).
+    pub(crate) fn observe(&mut self, kind: FieldKind, value: &[u8]) -> Result<(), ParseError> {
+        match kind {
+            FieldKind::Other | FieldKind::Host => Ok(()),
+            FieldKind::ContentLength => self.content_length(value),
+            FieldKind::TransferEncoding => self.transfer_encoding(value),
+            FieldKind::Connection => {
+                // RFC 9112 §9.3 / RFC 9110 §7.6.1: a list of case-insensitive tokens.
+                for option in list_elements(value) {
+                    if option.eq_ignore_ascii_case(b"close") {
+                        self.connection_close = true;
+                    } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                        self.connection_keep_alive = true;
+                    }
                 }
+                Ok(())
             }
-            Ok(())
-        } else if name == header::EXPECT {
-            // RFC 9110 §10.1.1: the only expectation defined is "100-continue" (case-insensitive).
-            for e in list_elements(value.as_bytes()) {
-                if e.eq_ignore_ascii_case(b"100-continue") {
-                    self.expect_continue = true;
-                } else {
-                    self.expect_other = true;
+            FieldKind::Expect => {
+                // RFC 9110 §10.1.1: the only expectation defined is "100-continue"
+                // (case-insensitive).
+                for e in list_elements(value) {
+                    if e.eq_ignore_ascii_case(b"100-continue") {
+                        self.expect_continue = true;
+                    } else {
+                        self.expect_other = true;
+                    }
                 }
+                Ok(())
             }
-            Ok(())
-        } else {
-            Ok(())
         }
     }
 
@@ -384,6 +411,20 @@ mod tests {
             drain(Framing::Length(11), 10, b"x").unwrap_err(),
             ParseError::BodyTooLarge
         );
+    }
+
+    #[test]
+    fn recognises_framing_fields_case_insensitively() {
+        assert_eq!(FieldKind::of(b"Content-LENGTH"), FieldKind::ContentLength);
+        assert_eq!(
+            FieldKind::of(b"transfer-encoding"),
+            FieldKind::TransferEncoding
+        );
+        assert_eq!(FieldKind::of(b"HOST"), FieldKind::Host);
+        assert_eq!(FieldKind::of(b"Connection"), FieldKind::Connection);
+        assert_eq!(FieldKind::of(b"expect"), FieldKind::Expect);
+        assert_eq!(FieldKind::of(b"hostx"), FieldKind::Other);
+        assert_eq!(FieldKind::of(b"hast"), FieldKind::Other);
     }
 
     #[test]

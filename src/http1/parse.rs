@@ -10,9 +10,9 @@
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use super::framing::{Framing, HeadFacts};
+use super::framing::{FieldKind, Framing, HeadFacts};
 use super::{Limits, ParseError, Status, Target, Version};
 
 /// RFC 9112 §2.2: a server "SHOULD ignore at least one empty line (CRLF) received prior to the
@@ -81,6 +81,7 @@ struct RequestLine {
 /// `value_start..value_end` the value without surrounding OWS.
 #[derive(Debug, Clone, Copy)]
 struct FieldRange {
+    kind: FieldKind,
     name_start: usize,
     name_end: usize,
     value_start: usize,
@@ -230,6 +231,7 @@ impl HeadParser {
                     }
                     let (name_len, value) = split_field_line(line)?;
                     self.fields.push(FieldRange {
+                        kind: FieldKind::of(&line[..name_len]),
                         name_start: line_start,
                         name_end: line_start + name_len,
                         value_start: line_start + value.start,
@@ -332,7 +334,7 @@ fn build_head(
     let mut hosts = 0usize;
     for f in fields {
         let (name, value) = build_field(&head, f)?;
-        if name == header::HOST {
+        if f.kind == FieldKind::Host {
             // RFC 9112 §3.2: more than one Host field line → 400.
             hosts += 1;
             if hosts > 1 {
@@ -343,7 +345,7 @@ fn build_head(
                 return Err(ParseError::BadHost);
             }
         } else {
-            facts.observe(&name, &value)?;
+            facts.observe(f.kind, value.as_bytes())?;
         }
         headers
             .try_append(name, value)
@@ -414,6 +416,7 @@ fn split_field_line(line: &[u8]) -> Result<(usize, Range<usize>), ParseError> {
 }
 
 /// Make the name and zero-copy value of a field line whose ranges `split_field_line` found.
+#[inline]
 fn build_field(section: &Bytes, f: &FieldRange) -> Result<(HeaderName, HeaderValue), ParseError> {
     let name_bytes = section.get(f.name_start..f.name_end).unwrap_or_default();
     let name = HeaderName::from_bytes(name_bytes).map_err(|_| ParseError::BadHeaderName)?;
@@ -446,6 +449,7 @@ pub(crate) fn parse_trailer_fields(section: &Bytes, map: &mut HeaderMap) -> Resu
         let line = section.get(pos..lf.saturating_sub(1)).unwrap_or_default();
         let (name_len, value) = split_field_line(line)?;
         let range = FieldRange {
+            kind: FieldKind::Other,
             name_start: pos,
             name_end: pos + name_len,
             value_start: pos + value.start,

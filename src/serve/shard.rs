@@ -13,7 +13,7 @@ use crate::http1::DateCache;
 /// Size of a fresh read buffer: one read takes a whole wrk pipeline batch of 16 requests.
 pub(crate) const READ_BUF_SIZE: usize = 8 * 1024;
 /// Read buffers and write buffers kept for reuse per shard; more are freed.
-const POOL_CAP: usize = 256;
+const POOL_CAP: usize = 64;
 /// A write buffer grown past this by one big response is not pooled.
 const MAX_POOLED_WRITE_BUF: usize = 64 * 1024;
 
@@ -64,6 +64,9 @@ impl ShardCtx {
         let now = self.ticks.get() + 1;
         self.ticks.set(now);
         self.conns.sweep(now);
+        if let Some(hook) = self.config.shard_tick_hook {
+            hook();
+        }
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
