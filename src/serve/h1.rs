@@ -31,7 +31,7 @@ use crate::service::{Body, Request, Response, Service};
 /// Below this much free space the read buffer grows (or is compacted) before the next read.
 const MIN_READ_SPACE: usize = 1024;
 /// Buffer an idle, parked connection waits with: a connection holding only this is cheap.
-const PARK_BUF_SIZE: usize = 64;
+const PARK_BUF_SIZE: usize = 16;
 /// Response bodies larger than this are written from their own `Bytes`, not copied.
 const DIRECT_WRITE_THRESHOLD: usize = 16 * 1024;
 /// After rejecting a request, how long and how much we keep draining before the close, so the
@@ -80,10 +80,8 @@ pub(crate) async fn serve_h1<S: Service>(
     app: Rc<S>,
 ) {
     let mut conn = H1Connection {
-        parser: HeadParser::new(ctx.config.limits),
         rbuf: ctx.take_read_buf(),
         wbuf: ctx.take_write_buf(),
-        spare_headers: HeaderMap::new(),
         header_deadline: None,
         idle_deadline: 0,
         slot: ctx.conns.register(),
@@ -117,13 +115,10 @@ struct H1Connection<'a, S> {
     ctx: &'a ShardCtx,
     app: &'a S,
     slot: SlotGuard<'a>,
-    parser: HeadParser,
     /// Bytes read and not yet parsed. Empty with no capacity while parked.
     rbuf: BytesMut,
     /// Responses encoded and not yet written. Empty with no capacity while parked.
     wbuf: Vec<u8>,
-    /// A cleared header map for the next request head (none while parked).
-    spare_headers: HeaderMap,
     /// Tick by which the request head now arriving must be complete.
     header_deadline: Option<u64>,
     /// Tick by which an idle connection must have sent its next request.
@@ -133,15 +128,20 @@ struct H1Connection<'a, S> {
 impl<S: Service> H1Connection<'_, S> {
     /// Serves requests until the connection closes or parks.
     async fn run(&mut self) -> Active {
+        // A cleared header map for the next request head. A local, not a field: it lives in the
+        // boxed active future, so a parked connection does not carry it.
+        let mut spare_headers = HeaderMap::new();
+        // Likewise the parser: between requests it holds nothing but scratch space.
+        let mut parser = HeadParser::new(self.ctx.config.limits);
         loop {
             // Answer every complete request already buffered, holding the responses back so a
             // pipelined batch goes out in one write.
             let mut served = 0;
             loop {
-                if self.spare_headers.capacity() == 0 {
-                    self.spare_headers = crate::header_pool::take();
+                if spare_headers.capacity() == 0 {
+                    spare_headers = crate::header_pool::take();
                 }
-                match self.parser.parse(&mut self.rbuf, &mut self.spare_headers) {
+                match parser.parse(&mut self.rbuf, &mut spare_headers) {
                     Ok(Status::Complete(head)) => {
                         match self.serve_request(head).await {
                             Flow::KeepAlive => {}
@@ -500,9 +500,6 @@ impl<S: Service> H1Connection<'_, S> {
             self.ctx.give_read_buf(rbuf);
         }
         self.ctx.give_write_buf(mem::take(&mut self.wbuf));
-        crate::header_pool::give(mem::take(&mut self.spare_headers));
-        // Between requests the parser holds nothing but its scratch space: start afresh.
-        self.parser = HeadParser::new(self.ctx.config.limits);
     }
 }
 
