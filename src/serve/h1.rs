@@ -207,7 +207,10 @@ impl<S: Service> H1Connection<'_, S> {
         let head_request = head.method == Method::HEAD;
         let body = match head.framing {
             Framing::None => Bytes::new(),
-            framing => match self.read_body(framing, head.expect_continue, version).await {
+            // Boxed: bodies are the exception, and the body reader's futures would otherwise make
+            // this future (copied once per request) several times larger.
+            framing => match Box::pin(self.read_body(framing, head.expect_continue, version)).await
+            {
                 Ok(body) => body,
                 Err(BodyError::Parse(err)) => {
                     self.push_error(err.status());
@@ -232,12 +235,10 @@ impl<S: Service> H1Connection<'_, S> {
         // response; so does shutdown.
         let keep_alive =
             keep_alive && !self.ctx.is_shutting_down() && !has_connection_close(res.headers());
-        if self
-            .push_response(res, version, head_request, keep_alive)
-            .await
-            .is_err()
-        {
-            return Flow::Close;
+        if let Some(large) = self.push_response(res, version, head_request, keep_alive) {
+            if Box::pin(self.write_large_body(large)).await.is_err() {
+                return Flow::Close;
+            }
         }
         if keep_alive {
             Flow::KeepAlive
@@ -291,14 +292,15 @@ impl<S: Service> H1Connection<'_, S> {
         })
     }
 
-    /// Encodes `res` after the responses already waiting in the write buffer.
-    async fn push_response(
+    /// Encodes `res` after the responses already waiting in the write buffer. A body too large to
+    /// copy is returned, to be written from its own buffer after the head.
+    fn push_response(
         &mut self,
         res: Response,
         version: Version,
         head_request: bool,
         keep_alive: bool,
-    ) -> Result<(), End> {
+    ) -> Option<Bytes> {
         let (parts, body) = res.into_parts();
         let meta = ResponseMeta {
             status: parts.status,
@@ -310,19 +312,22 @@ impl<S: Service> H1Connection<'_, S> {
         write_response_head(&mut self.wbuf, &meta, &parts.headers, &self.ctx.date());
         crate::header_pool::give(parts.headers);
         if !body_allowed(parts.status, head_request) {
-            return Ok(());
+            return None;
         }
         match body {
-            Body::Empty => Ok(()),
-            Body::Full(bytes) if bytes.len() > DIRECT_WRITE_THRESHOLD => {
-                self.flush().await?;
-                self.write_bytes(bytes).await
-            }
+            Body::Empty => None,
+            Body::Full(bytes) if bytes.len() > DIRECT_WRITE_THRESHOLD => Some(bytes),
             Body::Full(bytes) => {
                 self.wbuf.extend_from_slice(&bytes);
-                Ok(())
+                None
             }
         }
+    }
+
+    /// Writes the pending responses, then `body` without copying it.
+    async fn write_large_body(&mut self, body: Bytes) -> Result<(), End> {
+        self.flush().await?;
+        self.write_bytes(body).await
     }
 
     /// Encodes a short plain-text error response that closes the connection.
