@@ -268,16 +268,19 @@ def report(rawdir, out_md):
         L.append("")
         L.append(f"Fresh server; `bench/idle_conns.py` opens {meta.get('idle_conns', '?')} connections, sends one `GET /plaintext` on each, reads the "
                  f"response and holds them idle {meta.get('idle_hold', '?')} s. VmRSS of the serving process (nginx: its worker) before the client "
-                 "starts and ~1 s after all connections are up. Kernel socket buffers are not in RSS; `sockstat TCP mem` (pages, whole machine, "
+                 "starts, ~1 s after all connections are up, and again near the end of the hold (\"settled\": percore parks a connection "
+                 "idle for a whole second, handing its buffers back). Kernel socket buffers are not in RSS; `sockstat TCP mem` (pages, whole machine, "
                  "both ends) is given for reference.")
         L.append("")
-        L.append("| server | conns held | VmRSS before | VmRSS with conns | RSS bytes / conn | sockstat TCP mem before → with | client log |")
-        L.append("|---|---:|---:|---:|---:|---:|---|")
+        L.append("| server | conns held | VmRSS before | VmRSS with conns (+1 s) | RSS bytes / conn (+1 s) | VmRSS settled | RSS bytes / conn settled | sockstat TCP mem before → with | client log |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for m in mem_rows:
             n = int(m["n_open"])
             b, a = int(m["rss_before_kb"]), int(m["rss_after_kb"])
             per = f"{(a - b) * 1024 / n:,.0f}" if n else "—"
-            L.append(f"| {m['server']} | {n:,} | {b:,} KiB | {a:,} KiB | {per} | {m['tcpmem_before']} → {m['tcpmem_after']} | {m.get('client_log', '')} |")
+            st = int(m.get("rss_settled_kb") or a)
+            per_st = f"{(st - b) * 1024 / n:,.0f}" if n else "—"
+            L.append(f"| {m['server']} | {n:,} | {b:,} KiB | {a:,} KiB | {per} | {st:,} KiB | {per_st} | {m['tcpmem_before']} → {m['tcpmem_after']} | {m.get('client_log', '')} |")
         L.append("")
         pre = os.path.join(rawdir, "nginx_prealloc.txt")
         if os.path.exists(pre):

@@ -214,9 +214,9 @@ read -r S0_0 T0_0 < <(steal_tot "$CLIENT_CPU"); read -r S1_0 T1_0 < <(steal_tot 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- (f) idle keep-alive memory
-echo "server,n_open,rss_before_kb,rss_after_kb,tcpmem_before,tcpmem_after,client_log" >"$RAW/mem.csv"
+echo "server,n_open,rss_before_kb,rss_after_kb,rss_settled_kb,tcpmem_before,tcpmem_after,client_log" >"$RAW/mem.csv"
 mem_test() { # server
-  local s=$1 pid=${SPID[$1]} ready="$RAW/idle_$1.ready" before after tb ta n cpid
+  local s=$1 pid=${SPID[$1]} ready="$RAW/idle_$1.ready" before after settled tb ta n cpid
   rm -f "$ready"
   before=$(rss_kb "$pid"); tb=$(tcp_mem)
   taskset -c "$CLIENT_CPU" python3 "$HERE/idle_conns.py" --port "${PORT[$s]}" -n "$IDLE_CONNS" \
@@ -225,9 +225,13 @@ mem_test() { # server
   for _ in $(seq 1 900); do [[ -s "$ready" ]] && break; kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
   sleep 1
   after=$(rss_kb "$pid"); ta=$(tcp_mem); n=$(cat "$ready" 2>/dev/null || echo 0)
+  # A second sample near the end of the hold: servers that release memory from idle
+  # connections (percore parks them after a second or two) show it only then.
+  sleep "$(awk -v h="$IDLE_HOLD" 'BEGIN { s = h - 3; print (s > 0 ? s : 0) }')"
+  settled=$(rss_kb "$pid")
   reap "$cpid"
-  echo "$s,$n,$before,$after,$tb,$ta,\"$(tr -d '\n",' <"$RAW/idle_$s.log")\"" >>"$RAW/mem.csv"
-  log "idle conns $s: $(cat "$RAW/idle_$s.log"); RSS ${before} -> ${after} KiB"
+  echo "$s,$n,$before,$after,$settled,$tb,$ta,\"$(tr -d '\n",' <"$RAW/idle_$s.log")\"" >>"$RAW/mem.csv"
+  log "idle conns $s: $(cat "$RAW/idle_$s.log"); RSS ${before} -> ${after} -> ${settled} KiB"
   sleep 2   # let the server tear the connections down before the next test
 }
 # nginx touches all of its per-slot connection/event structs at start-up, so its
@@ -247,7 +251,7 @@ nginx_prealloc() {
   kill -TERM "$pid"; reap "$pid"
 }
 if [[ -z "${SKIP_MEM:-}" ]]; then
-  cmd "taskset -c $CLIENT_CPU python3 bench/idle_conns.py --port PORT -n $IDLE_CONNS --hold $IDLE_HOLD --ready-file F   # VmRSS of the server from /proc/PID/status before, and 1 s after all are open"
+  cmd "taskset -c $CLIENT_CPU python3 bench/idle_conns.py --port PORT -n $IDLE_CONNS --hold $IDLE_HOLD --ready-file F   # VmRSS of the server from /proc/PID/status before, 1 s after all are open, and HOLD-2 s after"
   if has nginx && [[ " $MEM_SERVERS " == *" nginx "* ]]; then NGX_RSS_FRESH=$(rss_kb "${SPID[nginx]}"); nginx_prealloc; fi
   for s in $MEM_SERVERS; do has "$s" && mem_test "$s"; done
 fi
