@@ -169,7 +169,7 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
         .trim_end_matches('s')
         .parse()
         .map_err(|_| "expected a number of seconds".to_string())?;
-    if !secs.is_finite() || secs < 0.0 || secs > 86_400.0 * 365.0 {
+    if !(0.0..=86_400.0 * 365.0).contains(&secs) {
         return Err("expected a number of seconds between 0 and a year".to_string());
     }
     Ok(Duration::from_secs_f64(secs))
