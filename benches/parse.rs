@@ -1,9 +1,10 @@
 //! Request-head parsing: percore's `HeadParser` against httparse, on three request shapes.
 //!
 //! Per shape, three functions over the same bytes:
-//! - `percore`: `HeadParser::parse` (request line, target decoding, `HeaderMap` with zero-copy
-//!   values, framing) plus taking the body off the buffer with `BodyDecoder`, as the connection
-//!   loop does; the header map is recycled as in the connection loop.
+//! - `percore`: `HeadParser::parse` (request line, target decoding, field lines validated into
+//!   `Headers`, zero-copy offsets into the head, framing) plus taking the body off the buffer with
+//!   `BodyDecoder`, as the connection loop does; the field storage is recycled as in the
+//!   connection loop.
 //! - `httparse`: `httparse::Request::parse` into a 64-header array, nothing more.
 //! - `httparse+map`: httparse, then the same `HeaderMap` built from it with zero-copy values
 //!   (hyper's two-phase approach), for a like-for-like comparison.
@@ -13,7 +14,7 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use percore::http1::{BodyDecoder, BodyEvent, HeadParser, Limits, Status};
+use percore::http1::{BodyDecoder, BodyEvent, HeadParser, Headers, Limits, Status};
 
 const MINIMAL_GET: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n";
 
@@ -50,7 +51,7 @@ fn bench_shape(c: &mut Criterion, name: &str, request: &'static [u8]) {
     group.bench_function("percore", |b| {
         let mut parser = HeadParser::new(Limits::default());
         let mut buf = BytesMut::with_capacity(4096);
-        let mut spare = HeaderMap::new();
+        let mut spare = Headers::default();
         b.iter(|| {
             // The read buffer is reused across requests, as in the connection loop.
             buf.reserve(request.len());
@@ -63,8 +64,7 @@ fn bench_shape(c: &mut Criterion, name: &str, request: &'static [u8]) {
                 black_box(d);
             }
             black_box(&head.target);
-            spare = head.headers;
-            spare.clear();
+            spare = head.headers.recycle();
         })
     });
 

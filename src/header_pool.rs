@@ -1,21 +1,53 @@
-//! Recycled header maps, one pool per thread (so per shard).
+//! Recycled header storage, one pool per thread (so per shard): response `HeaderMap`s and the
+//! field lists of request [`Headers`].
 //!
-//! A `HeaderMap` allocates twice on its first insert. Request heads and responses need one each,
-//! so without reuse every request would allocate four times just for headers. The connection
-//! loop takes request maps from here, `Request`'s `Drop` gives them back, and responses built with
+//! A `HeaderMap` allocates twice on its first insert, and a request's field list once. Without
+//! reuse every request would allocate three times just for headers. The connection loop takes
+//! request field lists from here and `Request`'s `Drop` gives them back; responses built with
 //! [`crate::service::response`] start from a pooled map that the loop returns after encoding.
 
 use std::cell::RefCell;
 
 use http::HeaderMap;
 
+use crate::http1::Headers;
+
 /// Maps kept per thread. Enough for every request in flight on a busy shard.
 const POOL_CAP: usize = 256;
 /// A map that grew past this many entries (an unusual request) is freed, not kept.
 const MAX_KEPT_CAPACITY: usize = 64;
 
+/// Request field lists kept per thread, as for maps.
+const REQUEST_POOL_CAP: usize = 256;
+/// A field list that grew past this many fields (16 bytes each) is freed, not kept. Above the
+/// default limit of 100 fields, so even unusual requests recycle.
+const MAX_KEPT_FIELDS: usize = 128;
+
 thread_local! {
     static POOL: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+    static REQUEST_POOL: RefCell<Vec<Headers>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty request field list, recycled when one is available.
+pub fn take_request_headers() -> Headers {
+    REQUEST_POOL
+        .with(|pool| pool.borrow_mut().pop())
+        .unwrap_or_default()
+}
+
+/// Empties `headers` (releasing the head bytes it points into) and keeps its storage for reuse.
+pub fn give_request_headers(headers: Headers) {
+    let capacity = headers.capacity();
+    if capacity == 0 || capacity > MAX_KEPT_FIELDS {
+        return;
+    }
+    let headers = headers.recycle();
+    REQUEST_POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < REQUEST_POOL_CAP {
+            pool.push(headers);
+        }
+    });
 }
 
 /// An empty map, recycled when one is available.
@@ -52,6 +84,18 @@ mod tests {
         let again = take();
         assert!(again.is_empty());
         assert_eq!(again.capacity(), capacity);
+    }
+
+    #[test]
+    fn request_headers_come_back_empty_with_their_capacity() {
+        let headers = Headers::with_capacity(16);
+        give_request_headers(headers);
+        let again = take_request_headers();
+        assert!(again.is_empty());
+        assert_eq!(again.capacity(), 16);
+        give_request_headers(Headers::default());
+        give_request_headers(Headers::with_capacity(MAX_KEPT_FIELDS + 1));
+        assert_eq!(take_request_headers().capacity(), 0);
     }
 
     #[test]

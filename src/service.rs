@@ -7,9 +7,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::Method;
 
-use crate::http1::{RequestHead, Target, Version};
+use crate::http1::{Headers, RequestHead, Target, Version};
 
 /// A request as the application sees it: the parsed head, the whole body, and where it came from.
 #[derive(Debug)]
@@ -33,7 +33,9 @@ impl Request {
     pub fn path(&self) -> &str {
         self.head.target.path()
     }
-    pub fn headers(&self) -> &HeaderMap {
+    /// The request's header fields, read in place (see [`Headers`]; `to_header_map` gives an
+    /// `http::HeaderMap`).
+    pub fn headers(&self) -> &Headers {
         &self.head.headers
     }
     pub fn version(&self) -> Version {
@@ -43,7 +45,7 @@ impl Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
-        crate::header_pool::give(std::mem::take(&mut self.head.headers));
+        crate::header_pool::give_request_headers(std::mem::take(&mut self.head.headers));
     }
 }
 

@@ -9,7 +9,7 @@
 use bytes::BytesMut;
 use http::HeaderMap;
 
-use super::{BodyDecoder, BodyEvent, HeadParser, Limits, ParseError, RequestHead, Status};
+use super::{BodyDecoder, BodyEvent, HeadParser, Headers, Limits, ParseError, RequestHead, Status};
 
 /// Small limits, so that short fuzz inputs reach every limit check.
 const SMALL_LIMITS: Limits = Limits {
@@ -64,7 +64,7 @@ pub fn fuzz_drive(data: &[u8]) {
 fn drive<'a>(limits: Limits, mut reads: impl Iterator<Item = &'a [u8]>) -> Vec<Outcome> {
     let mut buf = BytesMut::new();
     let mut parser = HeadParser::new(limits);
-    let mut spare = HeaderMap::new();
+    let mut spare = Headers::default();
     let mut outcomes = Vec::new();
     let mut body: Option<(BodyDecoder, Vec<u8>)> = None;
     let mut requests = 0;
@@ -77,6 +77,7 @@ fn drive<'a>(limits: Limits, mut reads: impl Iterator<Item = &'a [u8]>) -> Vec<O
                 }
                 Ok(Status::Complete(head)) => {
                     check_target_accessors(&head);
+                    check_header_accessors(&head.headers);
                     body = Some((BodyDecoder::new(head.framing, limits.max_body), Vec::new()));
                     outcomes.push(Outcome::Head(Box::new(head)));
                     requests += 1;
@@ -134,6 +135,33 @@ fn check_target_accessors(head: &RequestHead) {
     if !t.raw_path().contains('%') {
         assert_eq!(t.path(), t.raw_path());
     }
+}
+
+/// What the parser promises about every field it accepted, checked through the public accessors.
+fn check_header_accessors(headers: &Headers) {
+    assert_eq!(headers.iter().count(), headers.len());
+    assert_eq!(headers.is_empty(), headers.iter().next().is_none());
+    for (name, value) in headers.iter() {
+        // RFC 9110 §5.6.2: names are tokens.
+        assert!(super::parse::is_token(name.as_bytes()), "name {name:?}");
+        // RFC 9110 §5.5: values have no CTL but HTAB, no DEL, and no surrounding OWS.
+        assert!(
+            value
+                .iter()
+                .all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t'),
+            "value {value:?}"
+        );
+        assert!(!matches!(value.first(), Some(b' ' | b'\t')), "leading OWS");
+        assert!(!matches!(value.last(), Some(b' ' | b'\t')), "trailing OWS");
+        assert!(headers.contains(name) && headers.contains(&name.to_ascii_uppercase()));
+        assert!(headers.get_all(name).any(|v| v == value));
+        let first = headers.get(name).expect("a listed name is found");
+        if let Some(s) = headers.get_str(name) {
+            assert_eq!(s.as_bytes(), first);
+        }
+    }
+    // Everything the parser accepted, the http crate's types accept too.
+    assert_eq!(headers.to_header_map().len(), headers.len());
 }
 
 #[cfg(test)]

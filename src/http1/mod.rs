@@ -10,6 +10,7 @@ mod date;
 mod error;
 mod framing;
 mod fuzz;
+mod headers;
 mod parse;
 mod target;
 mod write;
@@ -20,6 +21,7 @@ pub use error::ParseError;
 pub use framing::{BodyDecoder, BodyEvent, Framing};
 #[doc(hidden)]
 pub use fuzz::fuzz_drive;
+pub use headers::Headers;
 pub use parse::{HeadParser, RequestHead};
 pub use target::{Target, TargetForm};
 pub use write::{

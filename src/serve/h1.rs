@@ -24,7 +24,7 @@ use super::registry::{CancelReason, SlotGuard};
 use super::shard::{ShardCtx, READ_BUF_SIZE};
 use crate::http1::{
     body_allowed, write_response_head, BodyDecoder, BodyEvent, BodyKind, Framing, HeadParser,
-    ParseError, RequestHead, ResponseMeta, Status, Version,
+    Headers, ParseError, RequestHead, ResponseMeta, Status, Version,
 };
 use crate::service::{Body, Request, Response, Service};
 
@@ -128,9 +128,9 @@ struct H1Connection<'a, S> {
 impl<S: Service> H1Connection<'_, S> {
     /// Serves requests until the connection closes or parks.
     async fn run(&mut self) -> Active {
-        // A cleared header map for the next request head. A local, not a field: it lives in the
+        // Empty field storage for the next request head. A local, not a field: it lives in the
         // boxed active future, so a parked connection does not carry it.
-        let mut spare_headers = HeaderMap::new();
+        let mut spare_headers = Headers::default();
         // Likewise the parser: between requests it holds nothing but scratch space.
         let mut parser = HeadParser::new(self.ctx.config.limits);
         loop {
@@ -139,7 +139,7 @@ impl<S: Service> H1Connection<'_, S> {
             let mut served = 0;
             loop {
                 if spare_headers.capacity() == 0 {
-                    spare_headers = crate::header_pool::take();
+                    spare_headers = crate::header_pool::take_request_headers();
                 }
                 match parser.parse(&mut self.rbuf, &mut spare_headers) {
                     Ok(Status::Complete(head)) => {
