@@ -314,3 +314,34 @@ fn partial_head_gets_408_after_the_header_timeout() {
     assert_eq!(res.header("connection"), Some("close"));
     assert!(closed_by_server(&mut s));
 }
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_by_the_write_timeout() {
+    let server = Server::start(&["--max-body", "32MiB", "--body-timeout", "1"]);
+    let mut s = server.connect();
+    let body = vec![b'w'; 32 << 20];
+    write!(
+        s,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    // Read nothing while the server's write stalls on full socket buffers.
+    std::thread::sleep(Duration::from_secs(4));
+    let mut received = 0usize;
+    let mut chunk = vec![0u8; 1 << 16];
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    loop {
+        match std::io::Read::read(&mut s, &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server kept the stalled connection open: {e}"),
+        }
+    }
+    assert!(
+        received < body.len(),
+        "the whole response arrived ({received} bytes): nothing was cut off"
+    );
+}

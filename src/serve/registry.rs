@@ -1,8 +1,9 @@
 //! The shard's table of open connections, and the once-a-second sweep over it.
 //!
 //! Timeouts, parking and shutdown all work the same way: each connection arms its slot with a
-//! deadline (in shard ticks) before it waits on the socket, and the sweep cancels the waiting
-//! operation of every slot whose deadline has passed. One sweep a second costs far less than a
+//! deadline (in shard ticks) before it waits on the socket, and the sweep interrupts the waiting
+//! operation of every slot whose deadline has passed: a read through monoio's `Canceller` (which
+//! hands the buffer back, data and all), a write by waking the task, which drops it. One sweep a second costs far less than a
 //! timer per read, and a cancelled read gives its buffer back (monoio's `CancelableAsyncReadRent`),
 //! so a connection can also be *parked*: an idle keep-alive connection's read is cancelled after a
 //! second, it hands its buffers back to the shard's pool, and waits with a tiny buffer instead. That
@@ -10,6 +11,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::task::Waker;
 
 use monoio::io::{CancelHandle, Canceller};
 
@@ -47,6 +49,9 @@ pub(crate) struct ConnSlot {
     deadline: Cell<u64>,
     wait: Cell<Wait>,
     reason: Cell<Option<CancelReason>>,
+    /// The connection task's waker, for operations that are interrupted by dropping them rather
+    /// than through the canceller (writes). A task's waker does not change, so this is set once.
+    waker: RefCell<Option<Waker>>,
 }
 
 impl ConnSlot {
@@ -56,7 +61,21 @@ impl ConnSlot {
             deadline: Cell::new(NEVER),
             wait: Cell::new(Wait::Busy),
             reason: Cell::new(None),
+            waker: RefCell::new(None),
         }
+    }
+
+    /// Registers the connection task to be woken when the sweep interrupts this slot.
+    pub(crate) fn watch(&self, waker: &Waker) {
+        let mut slot = self.waker.borrow_mut();
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    /// Whether the sweep has interrupted the current wait (the reason stays for `take_reason`).
+    pub(crate) fn interrupted(&self) -> bool {
+        self.reason.get().is_some()
     }
 
     /// A handle to pass to the next cancelable operation.
@@ -101,6 +120,9 @@ impl ConnSlot {
         let old = std::mem::take(&mut *self.canceller.borrow_mut());
         // `cancel` fails the operations using handles of the old canceller and gives a fresh one.
         *self.canceller.borrow_mut() = old.cancel();
+        if let Some(waker) = self.waker.borrow().as_ref() {
+            waker.wake_by_ref();
+        }
     }
 }
 
