@@ -264,13 +264,7 @@ fn connection_idle_for_seconds_is_parked_and_still_served() {
 #[test]
 fn idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let server = Server::start(&["--idle-timeout", "1"]);
-    let mut s = server.connect();
-    s.write_all(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    assert_eq!(
-        ResponseReader::new().read(&mut s, false).unwrap().status,
-        200
-    );
+    let mut s = server.idle_connection();
     let start = std::time::Instant::now();
     assert!(closed_by_server(&mut s));
     assert!(start.elapsed() < Duration::from_secs(4));

@@ -182,18 +182,7 @@ fn epoll_shards(server: &Server) -> usize {
 #[test]
 fn connection_limit_pauses_accepting_and_recovers() {
     let server = Server::start_with(&["--shards", "1"], &["--max-conns", "4"], |_| {});
-    let mut held: Vec<_> = (0..4)
-        .map(|_| {
-            let mut s = server.connect();
-            s.write_all(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
-                .unwrap();
-            assert_eq!(
-                ResponseReader::new().read(&mut s, false).unwrap().status,
-                200
-            );
-            s
-        })
-        .collect();
+    let mut held: Vec<_> = (0..4).map(|_| server.idle_connection()).collect();
     // Over the limit: the connection waits in the backlog, unanswered.
     let mut waiting = server.connect();
     waiting
@@ -254,18 +243,7 @@ fn sigterm_with_fifty_requests_in_flight_loses_none() {
 #[test]
 fn sigint_closes_idle_keep_alive_connections_and_exits_zero() {
     let mut server = Server::start(&[]);
-    let mut idle: Vec<_> = (0..20)
-        .map(|_| {
-            let mut s = server.connect();
-            s.write_all(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
-                .unwrap();
-            assert_eq!(
-                ResponseReader::new().read(&mut s, false).unwrap().status,
-                200
-            );
-            s
-        })
-        .collect();
+    let mut idle: Vec<_> = (0..20).map(|_| server.idle_connection()).collect();
     let start = Instant::now();
     server.signal(libc::SIGINT);
     for s in idle.iter_mut() {

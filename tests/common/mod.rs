@@ -80,6 +80,16 @@ impl Server {
         s
     }
 
+    /// A connection that has completed one `GET /plaintext` and is now an idle keep-alive one.
+    pub fn idle_connection(&self) -> TcpStream {
+        let mut s = self.connect();
+        s.write_all(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let res = ResponseReader::new().read(&mut s, false).unwrap();
+        assert_eq!(res.status, 200);
+        s
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
