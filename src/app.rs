@@ -37,11 +37,13 @@ impl BuiltinApp {
     }
 
     fn route(&self, req: &Request) -> Response {
-        if req.path() == "/echo" {
+        // `path()` checks its UTF-8 on every call: once per request is enough.
+        let path = req.path();
+        if path == "/echo" {
             return echo(req);
         }
         let get_like = matches!(*req.method(), Method::GET | Method::HEAD);
-        let body_and_type: Option<(Body, &HeaderValue)> = match req.path() {
+        let body_and_type: Option<(Body, &HeaderValue)> = match path {
             "/plaintext" => Some(("Hello, World!".into(), &TEXT_PLAIN)),
             "/json" => {
                 let json = serde_json::to_vec(&Message {
