@@ -7,6 +7,7 @@
 //! [`crate::service::response`] start from a pooled map that the loop returns after encoding.
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
 use http::HeaderMap;
 
@@ -41,13 +42,7 @@ pub fn give_request_headers(headers: Headers) {
     if capacity == 0 || capacity > MAX_KEPT_FIELDS {
         return;
     }
-    let headers = headers.recycle();
-    REQUEST_POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        if pool.len() < REQUEST_POOL_CAP {
-            pool.push(headers);
-        }
-    });
+    keep(&REQUEST_POOL, REQUEST_POOL_CAP, headers.recycle());
 }
 
 /// An empty map, recycled when one is available.
@@ -63,10 +58,15 @@ pub fn give(mut map: HeaderMap) {
         return;
     }
     map.clear();
-    POOL.with(|pool| {
+    keep(&POOL, POOL_CAP, map);
+}
+
+/// Pushes `item` onto this thread's `pool` unless it already holds `cap` items.
+fn keep<T: 'static>(pool: &'static LocalKey<RefCell<Vec<T>>>, cap: usize, item: T) {
+    pool.with(|pool| {
         let mut pool = pool.borrow_mut();
-        if pool.len() < POOL_CAP {
-            pool.push(map);
+        if pool.len() < cap {
+            pool.push(item);
         }
     });
 }
