@@ -41,6 +41,8 @@ pub struct ServeConfig {
     /// Pipelined requests answered per read before the connection yields to others on its shard.
     pub max_pipeline_batch: usize,
     pub runtime: shards::Config,
+    /// Which middleware the built-in app runs.
+    pub middleware: MiddlewareConfig,
     /// Called on every shard once a second, on the shard's thread (the binary uses it to let its
     /// allocator return freed memory to the OS; see `main.rs`).
     pub shard_tick_hook: Option<fn()>,
@@ -60,6 +62,7 @@ impl ServeConfig {
             timeouts: Timeouts::default(),
             max_pipeline_batch: DEFAULT_PIPELINE_BATCH,
             shard_tick_hook: None,
+            middleware: MiddlewareConfig::default(),
         }
     }
 }
@@ -67,3 +70,21 @@ impl ServeConfig {
 /// Measured with wrk pipelining 16 deep: a batch of 32 keeps one write per wrk batch while bounding
 /// how long one client can hold its shard (about 32 × 0.3 µs of work per turn).
 pub const DEFAULT_PIPELINE_BATCH: usize = 32;
+
+/// The middleware of the built-in app (`percore serve`). Library users compose their own.
+#[derive(Debug, Clone)]
+pub struct MiddlewareConfig {
+    /// `false` (`--no-middleware`): bare routes, for measuring what the layers cost.
+    pub enabled: bool,
+    /// Keep or mint `X-Request-Id`.
+    pub request_id: bool,
+}
+
+impl Default for MiddlewareConfig {
+    fn default() -> Self {
+        MiddlewareConfig {
+            enabled: true,
+            request_id: true,
+        }
+    }
+}

@@ -10,7 +10,27 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod handler;
 pub mod header_pool;
 pub mod http1;
+pub mod middleware;
+pub mod panic;
+pub mod response;
+pub mod router;
 pub mod serve;
 pub mod service;
+pub mod shard;
+#[cfg(test)]
+mod testing;
+
+pub use app::{App, Group, TrailingSlash};
+pub use context::Ctx;
+pub use error::Error;
+pub use extract::Validate;
+pub use middleware::{Middleware, Next};
+pub use response::{Html, IntoResponse, Json};
+pub use service::{Request, Response};
+pub use shard::ShardHandle;

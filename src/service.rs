@@ -20,6 +20,13 @@ pub struct Request {
     pub peer: SocketAddr,
     /// The shard (core) serving this request.
     pub shard: usize,
+    /// Whether the request came over TLS (for `Strict-Transport-Security` and redirects).
+    pub tls: bool,
+    /// Set by the request-id layer ([`crate::middleware::RequestIds`]).
+    pub request_id: Option<crate::middleware::RequestId>,
+    /// Values middleware attach for later layers and the handler (the request id, the client
+    /// address behind a trusted proxy, ...). Allocates only when something is inserted.
+    pub extensions: http::Extensions,
 }
 
 impl Request {
@@ -40,6 +47,30 @@ impl Request {
     }
     pub fn version(&self) -> Version {
         self.head.version
+    }
+    /// The request id, when the request-id layer runs.
+    pub fn request_id(&self) -> Option<&crate::middleware::RequestId> {
+        self.request_id.as_ref()
+    }
+    /// The raw query string (after `?`, still percent-encoded), if any.
+    pub fn query_str(&self) -> Option<&str> {
+        self.head.target.query()
+    }
+    /// The query string deserialised into `T` (`application/x-www-form-urlencoded` rules); a
+    /// missing query deserialises from the empty string, so optional fields work.
+    pub fn query<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::error::Error> {
+        crate::extract::query(self.query_str().unwrap_or(""))
+    }
+    /// The body as JSON of type `T`, with the rejections of [`crate::extract::json`].
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::error::Error> {
+        crate::extract::json(self.headers().get("content-type"), &self.body)
+    }
+    /// As [`Request::json`], then the value's [`crate::extract::Validate`] check (422 on failure).
+    pub fn json_validated<T>(&self) -> Result<T, crate::error::Error>
+    where
+        T: serde::de::DeserializeOwned + crate::extract::Validate,
+    {
+        crate::extract::json_validated(self.headers().get("content-type"), &self.body)
     }
 }
 

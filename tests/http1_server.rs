@@ -71,7 +71,7 @@ fn method_not_allowed_lists_allow() {
     let server = Server::start(&[]);
     let res = client().delete(server.url("/plaintext")).send().unwrap();
     assert_eq!(res.status(), 405);
-    assert_eq!(res.headers()["allow"], "GET, HEAD");
+    assert_eq!(res.headers()["allow"], "GET, HEAD, OPTIONS");
 }
 
 #[test]

@@ -230,6 +230,9 @@ impl<S: Service> H1Connection<'_, S> {
             body,
             peer: self.peer,
             shard: self.ctx.shard_id,
+            tls: false,
+            request_id: None,
+            extensions: http::Extensions::new(),
         };
         let res = self.app.call(req).await;
         // RFC 9112 §9.6: `Connection: close` from either side ends the connection after this

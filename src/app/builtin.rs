@@ -1,0 +1,93 @@
+//! The app `percore serve` runs: `/plaintext` and `/json` (the usual benchmark routes),
+//! `/healthz` (which shard answered), `POST|PUT /echo` (the request body back), the bundled
+//! site's `index.html` at `/`, wrapped in the middleware the configuration asks for.
+
+use bytes::Bytes;
+use serde::Serialize;
+use tracing::warn;
+
+use super::App;
+use crate::config::ServeConfig;
+use crate::context::Ctx;
+use crate::middleware::{ErrorPages, RequestIds};
+use crate::response::{Html, IntoResponse, Json};
+use crate::service::{Request, Response};
+use crate::shard::ShardHandle;
+
+/// What the built-in app reads once at start-up and shares with every shard.
+#[derive(Debug, Clone, Default)]
+pub struct BuiltinOptions {
+    /// The bundled site's `index.html`; `None` if there is none.
+    index_html: Option<Bytes>,
+}
+
+impl BuiltinOptions {
+    /// Reads the site's front page (static files proper are a later layer).
+    pub fn load(config: &ServeConfig) -> Self {
+        let path = config.root.join("index.html");
+        let index_html = match std::fs::read(&path) {
+            Ok(html) => Some(Bytes::from(html)),
+            Err(err) => {
+                warn!(path = %path.display(), error = %err, "no index.html to serve at /");
+                None
+            }
+        };
+        BuiltinOptions { index_html }
+    }
+}
+
+#[derive(Serialize)]
+struct Message {
+    message: &'static str,
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    shard: usize,
+}
+
+async fn plaintext(_req: Request, _cx: Ctx) -> &'static str {
+    "Hello, World!"
+}
+
+async fn json(_req: Request, _cx: Ctx) -> Json<Message> {
+    Json(Message {
+        message: "Hello, World!",
+    })
+}
+
+async fn healthz(_req: Request, cx: Ctx) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        shard: cx.shard_id(),
+    })
+}
+
+async fn echo(req: Request, _cx: Ctx) -> Bytes {
+    req.body.clone()
+}
+
+/// The built-in app for one shard.
+pub fn builtin_app(shard: &ShardHandle, config: &ServeConfig, site: &BuiltinOptions) -> App {
+    let mut app = App::new()
+        .get("/plaintext", plaintext)
+        .get("/json", json)
+        .get("/healthz", healthz)
+        .post("/echo", echo)
+        .put("/echo", echo);
+    if let Some(html) = site.index_html.clone() {
+        app = app.get("/", move |_req: Request, _cx: Ctx| {
+            let html = html.clone();
+            async move { Html(html).into_response() as Response }
+        });
+    }
+    let mw = &config.middleware;
+    if !mw.enabled {
+        return app;
+    }
+    if mw.request_id {
+        app = app.layer(RequestIds::new(shard.id()));
+    }
+    app.layer(ErrorPages::new())
+}

@@ -1,0 +1,112 @@
+//! Handlers: async functions or closures `(Request, Ctx<S>) -> impl IntoResponse`.
+//!
+//! They run on their shard and never leave it, so neither they nor their futures need be `Send`.
+//! Each is stored behind a pointer; a call costs one boxed future, which also catches a panic
+//! (see [`crate::panic`]) so that it ends only its own request.
+
+use std::future::Future;
+
+use crate::context::Ctx;
+use crate::error::Error;
+use crate::middleware::RequestId;
+use crate::panic::{catch_unwind_silent, CatchUnwind};
+use crate::response::IntoResponse;
+use crate::service::{Request, Response};
+use crate::shard::LocalBoxFuture;
+
+/// Something that answers a request. Implemented for every
+/// `Fn(Request, Ctx<S>) -> impl Future<Output = impl IntoResponse>`.
+pub trait Handler<S>: 'static {
+    fn call(&self, req: Request, cx: Ctx<S>) -> LocalBoxFuture<'static, Response>;
+}
+
+impl<S, F, Fut, R> Handler<S> for F
+where
+    F: Fn(Request, Ctx<S>) -> Fut + 'static,
+    Fut: Future<Output = R> + 'static,
+    R: IntoResponse,
+{
+    fn call(&self, req: Request, cx: Ctx<S>) -> LocalBoxFuture<'static, Response> {
+        // Kept before the call: the request moves into the handler, the id is for the log.
+        let request_id = req.request_id.clone();
+        let method = req.method().clone();
+        match catch_unwind_silent(|| self(req, cx)) {
+            Ok(fut) => Box::pin(async move {
+                match CatchUnwind::new(fut).await {
+                    Ok(answer) => answer.into_response(),
+                    Err(panic) => panicked(panic, request_id, method),
+                }
+            }),
+            Err(panic) => {
+                let res = panicked(panic, request_id, method);
+                Box::pin(async move { res })
+            }
+        }
+    }
+}
+
+fn panicked(panic: String, request_id: Option<RequestId>, method: http::Method) -> Response {
+    tracing::error!(
+        request_id = request_id.as_ref().map(RequestId::as_str),
+        %method,
+        panic = %panic,
+        "handler panicked; answered 500"
+    );
+    Error::panic_response(panic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::PathParams;
+    use crate::error::ErrorInfo;
+    use crate::shard::ShardHandle;
+    use crate::testing::{block_on, request};
+    use http::StatusCode;
+    use std::rc::Rc;
+
+    fn cx() -> Ctx<()> {
+        Ctx::new(
+            PathParams::default(),
+            Rc::new(()),
+            ShardHandle::standalone(),
+        )
+    }
+
+    #[test]
+    fn an_async_fn_is_a_handler() {
+        async fn hello(_req: Request, _cx: Ctx) -> &'static str {
+            "hello"
+        }
+        let res = block_on(Handler::call(
+            &hello,
+            request("GET / HTTP/1.1\r\n\r\n"),
+            cx(),
+        ));
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn a_panic_in_the_future_is_a_500_for_that_request() {
+        let h = |_req: Request, _cx: Ctx| async move {
+            if true {
+                panic!("handler bug");
+            }
+            "unreachable"
+        };
+        let res = block_on(Handler::call(&h, request("GET / HTTP/1.1\r\n\r\n"), cx()));
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let info = res.extensions().get::<ErrorInfo>().unwrap();
+        assert!(info.panicked);
+        assert_eq!(info.cause.as_deref(), Some("handler bug"));
+    }
+
+    #[test]
+    fn a_panic_before_the_future_is_a_500_too() {
+        fn h(_req: Request, _cx: Ctx) -> std::future::Ready<&'static str> {
+            panic!("sync part")
+        }
+        let res = block_on(Handler::call(&h, request("GET / HTTP/1.1\r\n\r\n"), cx()));
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
