@@ -9,8 +9,15 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{ServeConfig, Timeouts, DEFAULT_PIPELINE_BATCH};
+use http::{HeaderName, Method};
+
+use crate::config::{MiddlewareConfig, ServeConfig, Timeouts, DEFAULT_PIPELINE_BATCH};
 use crate::http1::Limits;
+use crate::middleware::{
+    AllowedHeaders, AllowedOrigins, Cors, CorsConfig, ForwardedHeader, FrameOptions, Hsts,
+    RateLimitConfig, RateLimitConfigError, SecurityHeaders, SecurityHeadersConfig,
+    SecurityHeadersError, TrustedProxies,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -103,11 +110,137 @@ pub struct ServeArgs {
     /// Directory of the bundled site (static files arrive with the static-file issue).
     #[arg(long, value_name = "DIR", default_value = "site/public")]
     pub root: PathBuf,
+
+    /// Run the routes bare, without any middleware (to measure what the layers cost).
+    #[arg(long)]
+    pub no_middleware: bool,
+
+    /// Do not add or echo X-Request-Id.
+    #[arg(long)]
+    pub no_request_id: bool,
+
+    /// Add `Server-Timing: app;dur=MS` to responses and serve a request-duration histogram at
+    /// `GET /metrics` (Prometheus text format).
+    #[arg(long)]
+    pub timing: bool,
+
+    /// Allow cross-origin requests from ORIGIN (scheme://host[:port]) or `*`. Repeat, or give a
+    /// comma list. No origin: no CORS headers at all.
+    #[arg(long = "cors-origin", value_name = "ORIGIN", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Methods a CORS preflight may ask for (GET, HEAD and POST are always allowed).
+    #[arg(
+        long,
+        value_name = "M,...",
+        value_delimiter = ',',
+        default_value = "GET,HEAD,POST,PUT,PATCH,DELETE"
+    )]
+    pub cors_methods: Vec<String>,
+
+    /// Request headers a CORS preflight may ask for, or `mirror` to allow whatever is asked.
+    #[arg(long, value_name = "H,...|mirror", value_delimiter = ',')]
+    pub cors_headers: Vec<String>,
+
+    /// Response headers cross-origin scripts may read (Access-Control-Expose-Headers).
+    #[arg(long, value_name = "H,...", value_delimiter = ',')]
+    pub cors_expose: Vec<String>,
+
+    /// Allow credentials (cookies, HTTP auth) on cross-origin requests; the origin is echoed.
+    #[arg(long)]
+    pub cors_credentials: bool,
+
+    /// Seconds a browser may cache a preflight answer (0: omit Access-Control-Max-Age).
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub cors_max_age: u64,
+
+    /// Do not add the security headers (nosniff, X-Frame-Options, Referrer-Policy, HSTS).
+    #[arg(long)]
+    pub no_security_headers: bool,
+
+    /// X-Frame-Options: deny, sameorigin or off.
+    #[arg(long, value_name = "deny|sameorigin|off", default_value = "deny")]
+    pub frame_options: String,
+
+    /// Referrer-Policy token, or off.
+    #[arg(
+        long,
+        value_name = "POLICY|off",
+        default_value = "strict-origin-when-cross-origin"
+    )]
+    pub referrer_policy: String,
+
+    /// Strict-Transport-Security max-age in seconds on TLS responses, or off.
+    #[arg(long, value_name = "SECS|off", default_value = "31536000")]
+    pub hsts_max_age: String,
+
+    /// Add includeSubDomains to Strict-Transport-Security.
+    #[arg(long)]
+    pub hsts_include_subdomains: bool,
+
+    /// Add preload to Strict-Transport-Security (needs includeSubDomains and a year or more).
+    #[arg(long)]
+    pub hsts_preload: bool,
+
+    /// Content-Security-Policy to send, as written (default: none).
+    #[arg(long, value_name = "POLICY")]
+    pub csp: Option<String>,
+
+    /// Cross-Origin-Opener-Policy token (default: none).
+    #[arg(long, value_name = "POLICY")]
+    pub coop: Option<String>,
+
+    /// Requests per second allowed per client IP (token bucket, held across all shards);
+    /// 0 = no rate limit.
+    #[arg(long, value_name = "REQ_PER_SEC", default_value_t = 0.0)]
+    pub rate_limit: f64,
+
+    /// Requests a client may make at once (the bucket's size; RateLimit-Limit).
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub rate_limit_burst: u32,
+
+    /// IPv6 clients are limited per prefix of this many bits.
+    #[arg(long, value_name = "BITS", default_value_t = 64)]
+    pub rate_limit_ipv6_prefix: u8,
+
+    /// Most clients tracked per shard; beyond it the buckets nearest to full are dropped.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub rate_limit_max_clients: usize,
+
+    /// Leave RateLimit-* headers off allowed responses (429s keep them).
+    #[arg(long)]
+    pub no_rate_limit_headers: bool,
+
+    /// Proxies (IPs or CIDRs, comma list) whose forwarding header names the client, for rate
+    /// limiting and the access log. Default: none (the peer is the client).
+    #[arg(long, value_name = "IP|CIDR,...")]
+    pub trusted_proxies: Option<String>,
+
+    /// Which header trusted proxies set: xff (X-Forwarded-For) or forwarded (RFC 7239).
+    #[arg(long, value_name = "xff|forwarded", default_value = "xff")]
+    pub forwarded_header: String,
+}
+
+/// A flag whose value cannot be used: names the flag and says why.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag}: {reason}")]
+pub struct FlagError {
+    pub flag: &'static str,
+    pub reason: String,
+}
+
+fn flag_err(flag: &'static str, reason: impl ToString) -> FlagError {
+    FlagError {
+        flag,
+        reason: reason.to_string(),
+    }
 }
 
 impl ServeArgs {
-    /// Turns parsed flags into the server's configuration.
-    pub fn into_config(self) -> ServeConfig {
+    /// Turns parsed flags into the server's configuration; a value no layer can use is an error
+    /// naming its flag.
+    pub fn into_config(self) -> Result<ServeConfig, FlagError> {
+        let middleware = self.middleware_config()?;
         let mut config = ServeConfig::new(self.listen);
         config.root = self.root;
         config.limits = Limits {
@@ -122,6 +255,7 @@ impl ServeArgs {
             body: self.body_timeout,
         };
         config.max_pipeline_batch = self.pipeline_batch;
+        config.middleware = middleware;
         let rt = &mut config.runtime;
         rt.shards = self.shards;
         rt.pin = !self.no_pin;
@@ -132,7 +266,146 @@ impl ServeArgs {
         rt.max_conns_per_shard = self.max_conns;
         rt.grace = self.grace;
         rt.handle_signals = true;
-        config
+        Ok(config)
+    }
+
+    fn middleware_config(&self) -> Result<MiddlewareConfig, FlagError> {
+        let trusted_proxies = match &self.trusted_proxies {
+            Some(list) => list
+                .parse::<TrustedProxies>()
+                .map_err(|e| flag_err("--trusted-proxies", e))?,
+            None => TrustedProxies::none(),
+        };
+        let trusted_proxies = trusted_proxies.with_header(match self.forwarded_header.as_str() {
+            "xff" | "x-forwarded-for" => ForwardedHeader::XForwardedFor,
+            "forwarded" => ForwardedHeader::Forwarded,
+            _ => return Err(flag_err("--forwarded-header", "expected xff or forwarded")),
+        });
+        Ok(MiddlewareConfig {
+            enabled: !self.no_middleware,
+            request_id: !self.no_request_id,
+            timing: self.timing,
+            access_log: false,
+            cors: self.cors_config()?,
+            security_headers: self.security_headers_config()?,
+            rate_limit: self.rate_limit_config(&trusted_proxies)?,
+            trusted_proxies,
+        })
+    }
+
+    fn cors_config(&self) -> Result<Option<CorsConfig>, FlagError> {
+        if self.cors_origins.is_empty() {
+            return Ok(None);
+        }
+        let origins = if self.cors_origins.iter().any(|o| o == "*") {
+            AllowedOrigins::Any
+        } else {
+            AllowedOrigins::List(self.cors_origins.clone())
+        };
+        let methods = self
+            .cors_methods
+            .iter()
+            .map(|m| Method::from_bytes(m.trim().as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| flag_err("--cors-methods", e))?;
+        let header_names = |flag: &'static str, list: &[String]| {
+            list.iter()
+                .map(|h| HeaderName::from_bytes(h.trim().as_bytes()).map_err(|e| flag_err(flag, e)))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let allowed_headers = if self.cors_headers.iter().any(|h| h == "mirror") {
+            AllowedHeaders::Mirror
+        } else {
+            AllowedHeaders::List(header_names("--cors-headers", &self.cors_headers)?)
+        };
+        let config = CorsConfig {
+            allowed_origins: origins,
+            allowed_methods: methods,
+            allowed_headers,
+            exposed_headers: header_names("--cors-expose", &self.cors_expose)?,
+            allow_credentials: self.cors_credentials,
+            max_age: (self.cors_max_age > 0).then(|| Duration::from_secs(self.cors_max_age)),
+        };
+        // Built once here only to report a bad origin now, naming the flag.
+        Cors::new(config.clone()).map_err(|e| flag_err("--cors-origin", e))?;
+        Ok(Some(config))
+    }
+
+    fn security_headers_config(&self) -> Result<Option<SecurityHeadersConfig>, FlagError> {
+        if self.no_security_headers {
+            return Ok(None);
+        }
+        let frame_options = match self.frame_options.as_str() {
+            "off" => FrameOptions::Off,
+            other => other.parse().map_err(|e| flag_err("--frame-options", e))?,
+        };
+        let referrer_policy = match self.referrer_policy.as_str() {
+            "off" => None,
+            other => Some(
+                other
+                    .parse()
+                    .map_err(|e| flag_err("--referrer-policy", e))?,
+            ),
+        };
+        let hsts = match self.hsts_max_age.as_str() {
+            "off" => None,
+            secs => Some(Hsts {
+                max_age: Duration::from_secs(
+                    secs.parse()
+                        .map_err(|_| flag_err("--hsts-max-age", "expected seconds or off"))?,
+                ),
+                include_subdomains: self.hsts_include_subdomains,
+                preload: self.hsts_preload,
+            }),
+        };
+        let cross_origin_opener_policy = match &self.coop {
+            Some(token) => Some(token.parse().map_err(|e| flag_err("--coop", e))?),
+            None => None,
+        };
+        let config = SecurityHeadersConfig {
+            nosniff: true,
+            frame_options,
+            referrer_policy,
+            hsts,
+            content_security_policy: self.csp.clone(),
+            cross_origin_opener_policy,
+        };
+        SecurityHeaders::new(&config).map_err(|e| {
+            let flag = match e {
+                SecurityHeadersError::HstsPreloadRequirements => "--hsts-preload",
+                _ => "--csp",
+            };
+            flag_err(flag, e)
+        })?;
+        Ok(Some(config))
+    }
+
+    fn rate_limit_config(
+        &self,
+        trusted: &TrustedProxies,
+    ) -> Result<Option<RateLimitConfig>, FlagError> {
+        if self.rate_limit == 0.0 {
+            return Ok(None);
+        }
+        let config = RateLimitConfig {
+            rate: self.rate_limit,
+            burst: self.rate_limit_burst,
+            trusted_proxies: trusted.clone(),
+            ipv6_prefix: self.rate_limit_ipv6_prefix,
+            max_clients: self.rate_limit_max_clients,
+            headers_on_allowed: !self.no_rate_limit_headers,
+            ..RateLimitConfig::default()
+        };
+        config.validate().map_err(|e| {
+            let flag = match e {
+                RateLimitConfigError::Rate(_) => "--rate-limit",
+                RateLimitConfigError::Burst(_) => "--rate-limit-burst",
+                RateLimitConfigError::Ipv6Prefix(_) => "--rate-limit-ipv6-prefix",
+                RateLimitConfigError::MaxClients => "--rate-limit-max-clients",
+            };
+            flag_err(flag, e)
+        })?;
+        Ok(Some(config))
     }
 }
 

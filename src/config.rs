@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http1::Limits;
+use crate::middleware::{CorsConfig, RateLimitConfig, SecurityHeadersConfig, TrustedProxies};
 
 /// Connection timeouts (RFC 9112 §9.8 leaves them to the server; these follow nginx's spirit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,13 +72,23 @@ impl ServeConfig {
 /// how long one client can hold its shard (about 32 × 0.3 µs of work per turn).
 pub const DEFAULT_PIPELINE_BATCH: usize = 32;
 
-/// The middleware of the built-in app (`percore serve`). Library users compose their own.
+/// The middleware of the built-in app (`percore serve`), validated. Library users compose their
+/// own stack with `App::layer`.
 #[derive(Debug, Clone)]
 pub struct MiddlewareConfig {
     /// `false` (`--no-middleware`): bare routes, for measuring what the layers cost.
     pub enabled: bool,
     /// Keep or mint `X-Request-Id`.
     pub request_id: bool,
+    /// Emit one access-log event per request (where it goes is the logging set-up's business).
+    pub access_log: bool,
+    /// `Server-Timing` and the `/metrics` histogram.
+    pub timing: bool,
+    pub cors: Option<CorsConfig>,
+    pub security_headers: Option<SecurityHeadersConfig>,
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Whose forwarding headers name the client (rate limiting, access log).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for MiddlewareConfig {
@@ -85,6 +96,12 @@ impl Default for MiddlewareConfig {
         MiddlewareConfig {
             enabled: true,
             request_id: true,
+            access_log: false,
+            timing: false,
+            cors: None,
+            security_headers: Some(SecurityHeadersConfig::default()),
+            rate_limit: None,
+            trusted_proxies: TrustedProxies::none(),
         }
     }
 }

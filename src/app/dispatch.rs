@@ -26,6 +26,9 @@ pub(super) struct RouteEntry<S> {
 pub(super) struct Route<S> {
     names: Rc<[Box<str>]>,
     pub(super) methods: MethodTable<RouteEntry<S>>,
+    /// The layers of the group that registered this path, also run around the answers no
+    /// handler gives (the OPTIONS 204, the 405), so a group's CORS layer sees its preflights.
+    pub(super) group_layers: Option<Layers>,
 }
 
 impl<S> Route<S> {
@@ -35,7 +38,11 @@ impl<S> Route<S> {
             .filter_map(|seg| seg.strip_prefix(':').or_else(|| seg.strip_prefix('*')))
             .map(Box::<str>::from)
             .collect();
-        Route { names, methods }
+        Route {
+            names,
+            methods,
+            group_layers: None,
+        }
     }
 }
 
@@ -126,15 +133,23 @@ impl<S: 'static> Endpoint for Routes<S> {
             MethodMatch::Options(allow) => {
                 let mut res = StatusCode::NO_CONTENT.into_response();
                 res.headers_mut().insert(ALLOW, allow.clone());
-                ready(res)
+                through_group(route, req, res)
             }
             MethodMatch::NotAllowed(allow) => {
                 let mut res = Error::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
                     .into_response();
                 res.headers_mut().insert(ALLOW, allow.clone());
-                ready(res)
+                through_group(route, req, res)
             }
         }
+    }
+}
+
+/// Answers `res`, through the route's group layers if it has any.
+fn through_group<S>(route: &Route<S>, req: Request, res: Response) -> LocalBoxFuture<'_, Response> {
+    match &route.group_layers {
+        Some(layers) => Next::with_fn(layers, move |_req| ready(res)).run(req),
+        None => ready(res),
     }
 }
 

@@ -20,7 +20,7 @@ use http::Method;
 
 use crate::handler::Handler;
 use crate::middleware::{DynMiddleware, Layers, Middleware, Next};
-use crate::panic::CatchUnwind;
+use crate::panic::{catch_unwind_silent, CatchUnwind};
 use crate::router::{InsertError, MethodTable};
 use crate::service::{Request, Response, Service};
 use crate::shard::ShardHandle;
@@ -173,21 +173,28 @@ impl<S: 'static> App<S> {
         handler: Rc<dyn Handler<S>>,
         layers: Option<Layers>,
     ) {
+        let group_layers = layers.clone();
         let entry = RouteEntry { handler, layers };
         let tree = &mut self.routes.tree;
         let result = match tree.get_mut(pattern) {
-            Some(route) => route.methods.insert(method.clone(), entry).map_err(|_| {
-                RouteError::DuplicateMethod {
-                    method: method.map_or("ANY".to_owned(), |m| m.to_string()),
-                    pattern: pattern.to_owned(),
+            Some(route) => {
+                if route.group_layers.is_none() {
+                    route.group_layers = group_layers;
                 }
-            }),
+                route.methods.insert(method.clone(), entry).map_err(|_| {
+                    RouteError::DuplicateMethod {
+                        method: method.map_or("ANY".to_owned(), |m| m.to_string()),
+                        pattern: pattern.to_owned(),
+                    }
+                })
+            }
             None => {
                 let mut methods = MethodTable::default();
                 // A fresh table has no handler for any method yet.
                 let _ = methods.insert(method, entry);
-                tree.insert(pattern, Route::new(pattern, methods))
-                    .map_err(RouteError::from)
+                let mut route = Route::new(pattern, methods);
+                route.group_layers = group_layers;
+                tree.insert(pattern, route).map_err(RouteError::from)
             }
         };
         if let Err(err) = result {
@@ -198,14 +205,17 @@ impl<S: 'static> App<S> {
 
 impl<S: 'static> Service for App<S> {
     async fn call(&self, req: Request) -> Response {
-        // Handlers catch their own panics (with the request id); this catches a panicking layer.
-        match CatchUnwind::new(Next::new(&self.chain, &self.routes).run(req)).await {
-            Ok(res) => res,
-            Err(panic) => {
-                tracing::error!(panic = %panic, "middleware panicked; answered 500");
-                crate::error::Error::panic_response(panic)
-            }
-        }
+        // Handlers catch panics while polled (and log the request id); this catches the rest: a
+        // panicking layer, or a handler closure panicking before it returns its future.
+        let chain = catch_unwind_silent(|| Next::new(&self.chain, &self.routes).run(req));
+        let outcome = match chain {
+            Ok(fut) => CatchUnwind::new(fut).await,
+            Err(panic) => Err(panic),
+        };
+        outcome.unwrap_or_else(|panic| {
+            tracing::error!(panic = %panic, "middleware or handler panicked; answered 500");
+            crate::error::Error::panic_response(panic)
+        })
     }
 }
 

@@ -289,3 +289,38 @@ fn error_pages_render_json_or_html_by_accept() {
     let res = call(&app, "GET /x HTTP/1.1\r\n\r\n");
     assert_eq!(text(&res), "no <such> thing\n");
 }
+
+#[test]
+fn a_handler_panicking_before_its_future_exists_is_a_500_too() {
+    fn sync_panic(_req: Request, _cx: Ctx) -> std::future::Ready<&'static str> {
+        panic!("sync part")
+    }
+    let app = App::new()
+        .get("/x", sync_panic)
+        .get("/ok", named("ok"))
+        .finish()
+        .unwrap();
+    assert_eq!(get(&app, "/x").status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(get(&app, "/ok").status(), StatusCode::OK);
+}
+
+#[test]
+fn group_layers_also_see_the_options_and_405_answers_of_their_routes() {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let app = App::new()
+        .group("/api", |g| {
+            g.layer(Tag("group", seen.clone()))
+                .post("/items", named("post"))
+        })
+        .finish()
+        .unwrap();
+    assert_eq!(
+        call(&app, "OPTIONS /api/items HTTP/1.1\r\n\r\n").status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&app, "DELETE /api/items HTTP/1.1\r\n\r\n").status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(*seen.borrow(), ["group", "group"]);
+}

@@ -8,6 +8,7 @@
 use std::ops::Range;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use http::Method;
 
 use super::ParseError;
@@ -29,7 +30,9 @@ pub enum TargetForm {
 /// `#` or byte >= 0x80), so every range below is valid UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    raw: Bytes,
+    /// Checked as UTF-8 once at parse (it is ASCII), so the accessors below slice it as `str`
+    /// without checking again: they run several times per request (router, logs, redirects).
+    raw: ByteString,
     form: TargetForm,
     // INVARIANT: every range lies within `raw`, which is all ASCII.
     path: Range<usize>,
@@ -65,11 +68,6 @@ fn hex_value(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
-}
-
-fn ascii_str(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes)
-        .expect("request-target bytes were checked to be ASCII in Target::parse")
 }
 
 impl Target {
@@ -118,6 +116,7 @@ impl Target {
             (TargetForm::Absolute, path, query, Some(authority))
         };
 
+        let raw = ByteString::try_from(raw).map_err(|_| ParseError::BadTarget)?;
         let mut target = Target {
             raw,
             form,
@@ -129,7 +128,7 @@ impl Target {
             encoded_nul: false,
         };
         if form != TargetForm::Asterisk {
-            let raw_path = &target.raw[target.path.clone()];
+            let raw_path = &target.raw.as_bytes()[target.path.clone()];
             if memchr::memchr(b'%', raw_path).is_some() {
                 let decoded = decode_path(raw_path)?;
                 target.encoded_slash = decoded.encoded_slash;
@@ -146,7 +145,7 @@ impl Target {
 
     /// The target exactly as sent.
     pub fn raw(&self) -> &[u8] {
-        &self.raw
+        self.raw.as_bytes()
     }
 
     /// The path as sent, undecoded. For absolute-form with an empty path, `"/"` (RFC 9112
@@ -155,7 +154,7 @@ impl Target {
         if self.form == TargetForm::Absolute && self.path.is_empty() {
             return "/";
         }
-        ascii_str(self.raw.get(self.path.clone()).unwrap_or_default())
+        self.raw.get(self.path.clone()).unwrap_or_default()
     }
 
     /// The path percent-decoded once. `%2F`, `%00` and `%25` stay encoded (uppercase hex), so an
@@ -170,13 +169,13 @@ impl Target {
     /// The query as sent, without the `?`. `Some("")` for a bare `?`.
     pub fn query(&self) -> Option<&str> {
         let range = self.query.clone()?;
-        Some(ascii_str(self.raw.get(range).unwrap_or_default()))
+        Some(self.raw.get(range).unwrap_or_default())
     }
 
     /// The authority of an absolute-form or authority-form target.
     pub fn authority(&self) -> Option<&str> {
         let range = self.authority.clone()?;
-        Some(ascii_str(self.raw.get(range).unwrap_or_default()))
+        Some(self.raw.get(range).unwrap_or_default())
     }
 
     /// The path contained `%2F` (any case).

@@ -47,7 +47,8 @@ pub struct RequestIds {
     header: HeaderName,
     /// Keep valid incoming ids (turn off when clients are not trusted to choose them).
     trust_incoming: bool,
-    prefix: u64,
+    /// The first 16 hex digits of every id this layer mints, formatted once.
+    prefix: [u8; 16],
     counter: Cell<u64>,
 }
 
@@ -56,10 +57,12 @@ impl RequestIds {
     pub fn new(shard: usize) -> Self {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write_usize(shard);
+        let mut prefix = [0u8; 16];
+        write_hex(&mut prefix, hasher.finish() ^ ((shard as u64) << 56));
         RequestIds {
             header: HeaderName::from_static("x-request-id"),
             trust_incoming: true,
-            prefix: hasher.finish() ^ ((shard as u64) << 56),
+            prefix,
             counter: Cell::new(0),
         }
     }
@@ -80,7 +83,7 @@ impl RequestIds {
         let n = self.counter.get().wrapping_add(1);
         self.counter.set(n);
         let mut hex = [0u8; 32];
-        write_hex(&mut hex[..16], self.prefix);
+        hex[..16].copy_from_slice(&self.prefix);
         write_hex(&mut hex[16..], n);
         let value = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&hex))
             .expect("hex digits are a valid header value");
@@ -99,11 +102,12 @@ impl RequestIds {
     }
 }
 
-fn write_hex(out: &mut [u8], mut n: u64) {
+/// Writes `n` as 16 lowercase hex digits, a byte (two digits) at a time.
+fn write_hex(out: &mut [u8], n: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for slot in out.iter_mut().rev() {
-        *slot = DIGITS[(n & 0xf) as usize];
-        n >>= 4;
+    for (pair, byte) in out.chunks_exact_mut(2).zip(n.to_be_bytes()) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
 }
 
@@ -168,6 +172,13 @@ mod tests {
             assert_eq!(header.len(), 32, "{bad:?} gave {header}");
             assert_eq!(header, seen);
         }
+    }
+
+    #[test]
+    fn hex_is_sixteen_digits_big_endian() {
+        let mut out = [0u8; 16];
+        write_hex(&mut out, 0x0123_4567_89ab_cdef);
+        assert_eq!(&out, b"0123456789abcdef");
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::http1::{
     body_allowed, write_response_head, BodyDecoder, BodyEvent, BodyKind, Framing, HeadParser,
     Headers, ParseError, RequestHead, ResponseMeta, Status, Version,
 };
-use crate::service::{Body, Request, Response, Service};
+use crate::service::{Body, Request, RequestParts, Response, Service};
 
 /// Below this much free space the read buffer grows (or is compacted) before the next read.
 const MIN_READ_SPACE: usize = 1024;
@@ -225,7 +225,7 @@ impl<S: Service> H1Connection<'_, S> {
             },
         };
         let keep_alive = head.keep_alive;
-        let req = Request {
+        let req = Request::new(RequestParts {
             head,
             body,
             peer: self.peer,
@@ -233,7 +233,7 @@ impl<S: Service> H1Connection<'_, S> {
             tls: false,
             request_id: None,
             extensions: http::Extensions::new(),
-        };
+        });
         let res = self.app.call(req).await;
         // RFC 9112 §9.6: `Connection: close` from either side ends the connection after this
         // response; so does shutdown.

@@ -1,0 +1,87 @@
+//! Who a bucket belongs to: a client address reduced to the unit that is limited, and the shard
+//! that owns its buckets.
+
+use std::net::IpAddr;
+
+use crate::middleware::client_ip::{canonical_ip, ip_bits};
+
+/// A client as the limiter counts it: an IPv4 address, or an IPv6 prefix (a /64 by default, since
+/// one subscriber is usually given a whole /64 and could otherwise rotate addresses freely). 128
+/// bits, IPv4 in its IPv4-mapped form, so a key is `Copy` and crosses threads as plain data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ClientKey(u128);
+
+impl ClientKey {
+    /// The key of `ip`, keeping the first `ipv6_prefix` bits of an IPv6 address (clamped to
+    /// 1..=128). IPv4-mapped IPv6 is IPv4.
+    pub(crate) fn new(ip: IpAddr, ipv6_prefix: u8) -> Self {
+        match canonical_ip(ip) {
+            v4 @ IpAddr::V4(_) => ClientKey(ip_bits(v4)),
+            v6 => {
+                let prefix = u32::from(ipv6_prefix.clamp(1, 128));
+                ClientKey(ip_bits(v6) & (u128::MAX << (128 - prefix)))
+            }
+        }
+    }
+
+    /// The shard that owns this client's buckets. Every shard must compute the same answer, so
+    /// this is a fixed mix of the bits (splitmix64's finaliser), not the per-process `HashMap`
+    /// hasher; it need not resist collisions, since each shard's buckets sit in a keyed `HashMap`.
+    pub(crate) fn owner(self, shards: usize) -> usize {
+        if shards <= 1 {
+            return 0;
+        }
+        let mut x = (self.0 as u64) ^ ((self.0 >> 64) as u64).rotate_left(29);
+        x ^= x >> 30;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 27;
+        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        (x % shards as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_prefix() {
+        let a = ClientKey::new(ip("2001:db8:1:2::1"), 64);
+        let b = ClientKey::new(ip("2001:db8:1:2:ffff::9"), 64);
+        let c = ClientKey::new(ip("2001:db8:1:3::1"), 64);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(
+            ClientKey::new(ip("2001:db8:1:2::1"), 128),
+            ClientKey::new(ip("2001:db8:1:2::2"), 128)
+        );
+    }
+
+    #[test]
+    fn ipv4_keys_are_whole_addresses_and_mapped_ipv6_is_ipv4() {
+        assert_ne!(
+            ClientKey::new(ip("10.0.0.1"), 64),
+            ClientKey::new(ip("10.0.0.2"), 64)
+        );
+        assert_eq!(
+            ClientKey::new(ip("10.0.0.1"), 64),
+            ClientKey::new(ip("::ffff:10.0.0.1"), 64)
+        );
+    }
+
+    #[test]
+    fn owners_spread_over_the_shards() {
+        let mut per_shard = [0usize; 4];
+        for n in 0..4000u32 {
+            let key = ClientKey::new(IpAddr::from((0x0a00_0000 + n).to_be_bytes()), 64);
+            per_shard[key.owner(4)] += 1;
+        }
+        assert!(per_shard.iter().all(|&n| n > 800), "{per_shard:?}");
+        assert_eq!(ClientKey::new(ip("10.0.0.1"), 64).owner(1), 0);
+    }
+}
