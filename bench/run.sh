@@ -47,15 +47,22 @@ RAW=${RAW:-/tmp/percore-bench-raw/$(date -u +%Y%m%dT%H%M%SZ)}
 OUT_MD=${OUT_MD:-$HERE/RESULTS.md}
 GUARD=$((DUR + WARM + 30))
 
-declare -A PORT=([percore]=8090 [floor]=8091 [actix]=8093 [hyper]=8094 [nginx]=8096)
+declare -A PORT=([percore]=8090 [floor]=8091 [actix]=8093 [hyper]=8094 [nginx]=8096
+                 [percore-bare]=8097 [percore-stack]=8098)
 declare -A BIN=([floor]=$PEER_TARGET/release/anchor-floor
                 [actix]=$PEER_TARGET/release/percore-bench-actix
                 [hyper]=$PEER_TARGET/release/percore-bench-hyper
-                [percore]=$PERCORE_BIN)
+                [percore]=$PERCORE_BIN [percore-bare]=$PERCORE_BIN [percore-stack]=$PERCORE_BIN)
+# percore variants for the middleware-overhead comparison (SERVERS="percore-bare percore-stack"):
+# bare routes, and the production stack: access log to a file, request id, security headers,
+# error pages and a rate limit every request passes (so it is consulted, never refuses).
+STACK_ARGS=${STACK_ARGS:-"--access-log /tmp/percore-bench-access.log --rate-limit 1000000000 --rate-limit-burst 1000000"}
+declare -A VARIANT_ARGS=([percore]="" [percore-bare]="--no-middleware" [percore-stack]="$STACK_ARGS")
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 has() { [[ " $SERVERS " == *" $1 "* ]]; }
+has_percore() { [[ " $SERVERS " == *" percore"* ]]; }   # percore or one of its variants
 has_case() { [[ " $CASES " == *" $1 "* ]]; }
 drop_server() { SERVERS=$(echo " $SERVERS " | sed "s/ $1 / /g"); }
 
@@ -85,7 +92,7 @@ fi
 
 # ---------------------------------------------------------------- build
 if [[ -z "${SKIP_BUILD:-}" ]]; then
-  if has percore; then
+  if has_percore; then
     log "cargo build --release (percore, in $ROOT)"
     (cd "$ROOT" && env -u CARGO_TARGET_DIR cargo build --release -q) || die "percore did not build"
   fi
@@ -156,14 +163,15 @@ start_server() {
       taskset -c "$SERVER_CPU" nginx -p "$NGX_PREFIX/" -c "$HERE/nginx.conf" >"$RAW/nginx.log" 2>&1 &
       pid=$!
       cmd "taskset -c $SERVER_CPU nginx -p $NGX_PREFIX/ -c bench/nginx.conf   # port $port" ;;
-    percore)
-      # shellcheck disable=SC2086  # PERCORE_ARGS is a list of flags
+    percore*)
+      local extra="${VARIANT_ARGS[$s]} $PERCORE_ARGS"
+      # shellcheck disable=SC2086  # the args are lists of flags
       (cd "$ROOT" && exec taskset -c "$SERVER_CPU" "${BIN[$s]}" serve --shards 1 --no-pin \
-         --listen "127.0.0.1:$port" $PERCORE_ARGS) >"$RAW/percore.log" 2>&1 &
+         --listen "127.0.0.1:$port" $extra) >"$RAW/$s.log" 2>&1 &
       pid=$!
-      cmd "taskset -c $SERVER_CPU target/release/percore serve --shards 1 --no-pin --listen 127.0.0.1:$port${PERCORE_ARGS:+ $PERCORE_ARGS}"
+      cmd "taskset -c $SERVER_CPU target/release/percore serve --shards 1 --no-pin --listen 127.0.0.1:$port $extra"
       for _ in $(seq 1 100); do
-        grep -q 'listening on' "$RAW/percore.log" 2>/dev/null && break
+        grep -q 'listening on' "$RAW/$s.log" 2>/dev/null && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
       done ;;
@@ -194,8 +202,9 @@ cpu_busy_tot() { # cpuN -> "busy total" jiffies (busy = all but idle+iowait)
 steal_tot() { awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t }' /proc/stat; }
 
 for s in $SERVERS; do start_server "$s"; done
-if has percore; then
-  grep -iE 'driver|uring|epoll' "$RAW/percore.log" | head -3 >"$RAW/percore_driver.txt" || true
+first_percore=$(for s in $SERVERS; do [[ $s == percore* ]] && echo "$s"; done | head -1)
+if [[ -n $first_percore ]]; then
+  grep -iE 'driver|uring|epoll' "$RAW/$first_percore.log" | head -3 >"$RAW/percore_driver.txt" || true
 else
   : >"$RAW/percore_driver.txt"
 fi

@@ -13,10 +13,11 @@ use http::{HeaderName, Method};
 
 use crate::config::{MiddlewareConfig, ServeConfig, Timeouts, DEFAULT_PIPELINE_BATCH};
 use crate::http1::Limits;
+use crate::logging::AccessLogTarget;
 use crate::middleware::{
-    AllowedHeaders, AllowedOrigins, Cors, CorsConfig, ForwardedHeader, FrameOptions, Hsts,
-    RateLimitConfig, RateLimitConfigError, SecurityHeaders, SecurityHeadersConfig,
-    SecurityHeadersError, TrustedProxies,
+    AccessLogConfig, AllowedHeaders, AllowedOrigins, Cors, CorsConfig, ForwardedHeader,
+    FrameOptions, Hsts, RateLimitConfig, RateLimitConfigError, SecurityHeaders,
+    SecurityHeadersConfig, SecurityHeadersError, TimingConfig, TrustedProxies,
 };
 
 #[derive(Debug, Parser)]
@@ -119,10 +120,22 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_request_id: bool,
 
-    /// Add `Server-Timing: app;dur=MS` to responses and serve a request-duration histogram at
-    /// `GET /metrics` (Prometheus text format).
+    /// Write one JSON line per request to PATH (`-`: stdout). Default: no access log.
+    #[arg(long, value_name = "PATH|-")]
+    pub access_log: Option<AccessLogTarget>,
+
+    /// Include the query string in access-log lines (off: queries often carry tokens).
+    #[arg(long)]
+    pub access_log_query: bool,
+
+    /// Keep a request-duration histogram, served at `GET /metrics` (Prometheus text format), and
+    /// add `Server-Timing: app;dur=MS` to responses.
     #[arg(long)]
     pub timing: bool,
+
+    /// With --timing: keep /metrics but leave the Server-Timing header off.
+    #[arg(long)]
+    pub no_server_timing: bool,
 
     /// Allow cross-origin requests from ORIGIN (scheme://host[:port]) or `*`. Repeat, or give a
     /// comma list. No origin: no CORS headers at all.
@@ -284,8 +297,13 @@ impl ServeArgs {
         Ok(MiddlewareConfig {
             enabled: !self.no_middleware,
             request_id: !self.no_request_id,
-            timing: self.timing,
-            access_log: false,
+            timing: self.timing.then_some(TimingConfig {
+                server_timing: !self.no_server_timing,
+            }),
+            access_log: self.access_log.is_some().then(|| AccessLogConfig {
+                query: self.access_log_query,
+                trusted_proxies: trusted_proxies.clone(),
+            }),
             cors: self.cors_config()?,
             security_headers: self.security_headers_config()?,
             rate_limit: self.rate_limit_config(&trusted_proxies)?,

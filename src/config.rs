@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http1::Limits;
-use crate::middleware::{CorsConfig, RateLimitConfig, SecurityHeadersConfig, TrustedProxies};
+use crate::middleware::{
+    AccessLogConfig, CorsConfig, RateLimitConfig, SecurityHeadersConfig, TimingConfig,
+    TrustedProxies,
+};
 
 /// Connection timeouts (RFC 9112 §9.8 leaves them to the server; these follow nginx's spirit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,10 +83,10 @@ pub struct MiddlewareConfig {
     pub enabled: bool,
     /// Keep or mint `X-Request-Id`.
     pub request_id: bool,
-    /// Emit one access-log event per request (where it goes is the logging set-up's business).
-    pub access_log: bool,
-    /// `Server-Timing` and the `/metrics` histogram.
-    pub timing: bool,
+    /// One access-log event per request (where events go is `logging::init`'s business).
+    pub access_log: Option<AccessLogConfig>,
+    /// The request-duration histogram (`/metrics`) and `Server-Timing`.
+    pub timing: Option<TimingConfig>,
     pub cors: Option<CorsConfig>,
     pub security_headers: Option<SecurityHeadersConfig>,
     pub rate_limit: Option<RateLimitConfig>,
@@ -96,8 +99,8 @@ impl Default for MiddlewareConfig {
         MiddlewareConfig {
             enabled: true,
             request_id: true,
-            access_log: false,
-            timing: false,
+            access_log: None,
+            timing: None,
             cors: None,
             security_headers: Some(SecurityHeadersConfig::default()),
             rate_limit: None,

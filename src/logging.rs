@@ -521,6 +521,7 @@ fn escape_json(out: &mut Vec<u8>, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use std::sync::Mutex;
     use tracing_subscriber::fmt::MakeWriter;
 
@@ -537,12 +538,12 @@ mod tests {
         path
     }
 
-    fn access_subscriber(path: &PathBuf) -> impl Subscriber + Send + Sync {
-        let layer = AccessLogLayer::open(&AccessLogTarget::File(path.clone())).unwrap();
+    fn access_subscriber(path: &Path) -> impl Subscriber + Send + Sync {
+        let layer = AccessLogLayer::open(&AccessLogTarget::File(path.to_owned())).unwrap();
         tracing_subscriber::registry().with(layer.with_filter(AccessLogLayer::filter()))
     }
 
-    fn read_lines(path: &PathBuf) -> Vec<serde_json::Value> {
+    fn read_lines(path: &Path) -> Vec<serde_json::Value> {
         std::fs::read_to_string(path)
             .unwrap_or_default()
             .lines()

@@ -1,12 +1,10 @@
 //! The `percore` binary: flags → configuration → shards. Errors end here as one line on stderr
 //! and a non-zero exit status.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use percore::cli::{Cli, Command};
 
@@ -19,9 +17,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return flag_error(err),
     };
-    init_logging();
     match cli.command {
         Command::Serve(args) => {
+            let access_log = args.access_log.clone();
             let mut config = match args.into_config() {
                 Ok(config) => config,
                 Err(err) => {
@@ -29,7 +27,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            config.shard_tick_hook = Some(return_freed_memory);
+            // Kept to the end of `main`: dropping it writes what the access log still buffers.
+            let _logs = match percore::logging::init(access_log) {
+                Ok(guard) => guard,
+                Err(err) => {
+                    eprintln!("percore: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            config.shard_tick_hook = Some(every_second_on_each_shard);
             match shards::raise_nofile_limit() {
                 Ok(limit) => tracing::debug!(limit, "raised RLIMIT_NOFILE"),
                 Err(err) => tracing::warn!(error = %err, "could not raise RLIMIT_NOFILE"),
@@ -46,6 +52,13 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Once a second on every shard: give freed memory back, and write out access-log lines a quiet
+/// shard would otherwise hold until its next request.
+fn every_second_on_each_shard() {
+    return_freed_memory();
+    percore::logging::flush_thread_buffer();
 }
 
 /// mimalloc returns emptied pages to the OS only when the owning thread next allocates, so a
@@ -76,15 +89,4 @@ fn flag_error(err: clap::Error) -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Logs go to stderr; `RUST_LOG` (e.g. `percore=debug`) overrides the default `info`.
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
 }

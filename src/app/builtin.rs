@@ -9,7 +9,10 @@ use tracing::{error, warn};
 use super::App;
 use crate::config::ServeConfig;
 use crate::context::Ctx;
-use crate::middleware::{Cors, ErrorPages, RateLimit, RequestIds, SecurityHeaders};
+use crate::metrics::metrics_handler;
+use crate::middleware::{
+    AccessLog, Cors, ErrorPages, RateLimit, RequestIds, SecurityHeaders, Timing,
+};
 use crate::response::{Html, IntoResponse, Json};
 use crate::service::{Request, Response};
 use crate::shard::ShardHandle;
@@ -92,6 +95,14 @@ pub fn builtin_app(shard: &ShardHandle, config: &ServeConfig, site: &BuiltinOpti
     // rate limiter so a browser can read its 429.
     if mw.request_id {
         app = app.layer(RequestIds::new(shard.id()));
+    }
+    if let Some(access_log) = &mw.access_log {
+        app = app.layer(AccessLog::new(access_log.clone()));
+    }
+    if let Some(timing) = &mw.timing {
+        app = app
+            .layer(Timing::new(timing.clone(), shard))
+            .get("/metrics", metrics_handler::<()>);
     }
     if let Some(security) = &mw.security_headers {
         match SecurityHeaders::new(security) {
