@@ -175,3 +175,51 @@ fn rate_limit_flag_refuses_past_the_burst() {
     assert_eq!(refused.status(), 429);
     assert!(refused.headers().get("retry-after").is_some());
 }
+
+#[test]
+fn request_id_keeps_a_valid_incoming_id_and_replaces_a_bad_one() {
+    let server = Server::start(&[]);
+    let c = client();
+    let res = c
+        .get(server.url("/plaintext"))
+        .header("x-request-id", "trace-01HZX3:abc")
+        .send()
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "trace-01HZX3:abc");
+    let res = c
+        .get(server.url("/plaintext"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .unwrap();
+    let minted = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(minted.len(), 32);
+    assert!(minted.bytes().all(|b| b.is_ascii_hexdigit()));
+    // Minted ids differ between requests.
+    let again = c.get(server.url("/plaintext")).send().unwrap();
+    assert_ne!(again.headers()["x-request-id"].to_str().unwrap(), minted);
+}
+
+#[test]
+fn error_pages_render_html_for_browsers_and_text_for_curl() {
+    let server = Server::start(&[]);
+    let c = client();
+    let res = c
+        .get(server.url("/nowhere"))
+        .header("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let html = res.text().unwrap();
+    assert!(html.contains("<h1>404 Not Found</h1>"), "{html}");
+    assert!(html.contains(&id), "the page names the request id: {html}");
+    let res = c
+        .delete(server.url("/plaintext"))
+        .header("accept", "*/*")
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(res.text().unwrap(), "Method Not Allowed\n");
+}
