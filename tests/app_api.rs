@@ -21,6 +21,12 @@ fn client() -> reqwest::blocking::Client {
 #[derive(Default)]
 struct Counter(Cell<u64>);
 
+#[derive(Deserialize)]
+struct Search {
+    q: String,
+    page: Option<u32>,
+}
+
 #[derive(Deserialize, Serialize)]
 struct NewItem {
     name: String,
@@ -36,6 +42,10 @@ fn app(shard: &percore::ShardHandle) -> App<Counter> {
         .post("/items", |req: Request, _cx: Ctx<Counter>| async move {
             let item: NewItem = req.json()?;
             Ok::<_, Error>((http::StatusCode::CREATED, Json(item)))
+        })
+        .get("/search", |req: Request, _cx: Ctx<Counter>| async move {
+            let q: Search = req.query()?;
+            Ok::<_, Error>(format!("{} page {}", q.q, q.page.unwrap_or(1)))
         })
         .get("/count", |_req: Request, cx: Ctx<Counter>| {
             let n = cx.state().0.get() + 1;
@@ -110,6 +120,31 @@ fn routes_params_and_json_bodies_over_the_wire() {
         .send()
         .unwrap();
     assert_eq!(res.status(), 415);
+}
+
+#[test]
+fn query_strings_deserialise_into_a_struct() {
+    let server = AppServer::start(1, app);
+    let c = client();
+    let res = c
+        .get(server.url("/search?q=caf%C3%A9+cr%C3%A8me&page=3"))
+        .send()
+        .unwrap();
+    assert_eq!(res.text().unwrap(), "café crème page 3");
+    let res = c.get(server.url("/search?q=x")).send().unwrap();
+    assert_eq!(res.text().unwrap(), "x page 1");
+    assert_eq!(
+        c.get(server.url("/search?q=x&page=two"))
+            .send()
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        c.get(server.url("/search")).send().unwrap().status(),
+        400,
+        "q is required"
+    );
 }
 
 #[test]

@@ -205,7 +205,10 @@ fn error_pages_render_html_for_browsers_and_text_for_curl() {
     let c = client();
     let res = c
         .get(server.url("/nowhere"))
-        .header("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+        .header(
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        )
         .send()
         .unwrap();
     assert_eq!(res.status(), 404);
