@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use http::{HeaderName, Method};
+use http::{HeaderName, HeaderValue, Method};
 
 use crate::config::{MiddlewareConfig, ServeConfig, Timeouts, DEFAULT_PIPELINE_BATCH};
 use crate::http1::Limits;
@@ -19,6 +19,9 @@ use crate::middleware::{
     FrameOptions, Hsts, RateLimitConfig, RateLimitConfigError, SecurityHeaders,
     SecurityHeadersConfig, SecurityHeadersError, TimingConfig, TrustedProxies,
 };
+use crate::static_files::cache::FileCacheLimits;
+use crate::static_files::resolve::{canonical_root, FollowSymlinks};
+use crate::static_files::{StaticConfig, StaticFiles};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -108,9 +111,71 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PIPELINE_BATCH, value_parser = parse_batch)]
     pub pipeline_batch: usize,
 
-    /// Directory of the bundled site (static files arrive with the static-file issue).
+    /// Directory served at `/` for every path no route takes (the bundled site by default).
     #[arg(long, value_name = "DIR", default_value = "site/public")]
     pub root: PathBuf,
+
+    /// Serve DIR under the URL prefix PREFIX as well (`/assets=/srv/assets`). Repeat for more.
+    #[arg(long = "mount", value_name = "PREFIX=DIR")]
+    pub mounts: Vec<String>,
+
+    /// File served for a directory; empty for none.
+    #[arg(long, value_name = "NAME", default_value = "index.html")]
+    pub index: String,
+
+    /// HTML listing of directories that have no index file.
+    #[arg(long)]
+    pub listing: bool,
+
+    /// File (relative to the root) served with 200 for paths that name nothing: for
+    /// single-page apps.
+    #[arg(long, value_name = "FILE")]
+    pub spa_fallback: Option<String>,
+
+    /// Serve files and directories whose names start with a dot.
+    #[arg(long)]
+    pub dotfiles: bool,
+
+    /// Symbolic links to follow: never, within-root (targets inside the root), or always.
+    #[arg(long, value_name = "POLICY", default_value = "within-root")]
+    pub follow_symlinks: String,
+
+    /// Cache-Control for files whose path (from the root) matches PATTERN: `*.css=max-age=3600`,
+    /// `assets/**=public, max-age=31536000, immutable`. First match wins; repeat for more.
+    #[arg(long = "cache-control", value_name = "PATTERN=VALUE")]
+    pub cache_control: Vec<String>,
+
+    /// Cache-Control for files no pattern matches, or off.
+    #[arg(long, value_name = "VALUE|off", default_value = "no-cache")]
+    pub default_cache_control: String,
+
+    /// Most byte ranges served in one response (after merging); more get the whole file.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub max_ranges: usize,
+
+    /// Do not compress text files on the fly (precompressed .br/.zst/.gz siblings are still used).
+    #[arg(long)]
+    pub no_compress: bool,
+
+    /// Smallest body compressed on the fly.
+    #[arg(long, value_name = "BYTES", default_value = "1KiB", value_parser = parse_size)]
+    pub compress_min_length: u64,
+
+    /// Compressed copies kept per shard.
+    #[arg(long, value_name = "BYTES", default_value = "32MiB", value_parser = parse_size)]
+    pub compress_cache: u64,
+
+    /// Files up to this size are kept in memory (per shard) and sent from there.
+    #[arg(long, value_name = "BYTES", default_value = "256KiB", value_parser = parse_size)]
+    pub small_file_max: u64,
+
+    /// Bytes of small files kept in memory per shard.
+    #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub file_cache_bytes: u64,
+
+    /// Paths whose lookup is cached per shard (revalidated once a second).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub file_cache_entries: usize,
 
     /// Run the routes bare, without any middleware (to measure what the layers cost).
     #[arg(long)]
@@ -254,8 +319,24 @@ impl ServeArgs {
     /// naming its flag.
     pub fn into_config(self) -> Result<ServeConfig, FlagError> {
         let middleware = self.middleware_config()?;
+        let site = self.static_config("--root", "/", &self.root)?;
+        let mut mounts = Vec::with_capacity(self.mounts.len());
+        for mount in &self.mounts {
+            let (prefix, dir) = mount.split_once('=').ok_or_else(|| {
+                flag_err("--mount", format!("expected PREFIX=DIR, got {mount:?}"))
+            })?;
+            if !prefix.starts_with('/') || prefix.contains(['*', ':']) {
+                return Err(flag_err(
+                    "--mount",
+                    format!("the prefix {prefix:?} must start with / and hold no * or :"),
+                ));
+            }
+            mounts.push(self.static_config("--mount", prefix, &PathBuf::from(dir))?);
+        }
         let mut config = ServeConfig::new(self.listen);
-        config.root = self.root;
+        config.root = self.root.clone();
+        config.site = Some(site);
+        config.mounts = mounts;
         config.limits = Limits {
             max_request_line: usize::try_from(self.max_request_line).unwrap_or(usize::MAX),
             max_header_bytes: usize::try_from(self.max_header_bytes).unwrap_or(usize::MAX),
@@ -279,6 +360,74 @@ impl ServeArgs {
         rt.max_conns_per_shard = self.max_conns;
         rt.grace = self.grace;
         rt.handle_signals = true;
+        Ok(config)
+    }
+
+    /// A static mount's configuration from the shared flags, its root checked now.
+    fn static_config(
+        &self,
+        flag: &'static str,
+        prefix: &str,
+        root: &std::path::Path,
+    ) -> Result<StaticConfig, FlagError> {
+        canonical_root(root).map_err(|e| flag_err(flag, format!("{}: {e}", root.display())))?;
+        let mut config = StaticConfig::new(root);
+        config.prefix = prefix.to_owned();
+        config.index = (!self.index.is_empty()).then(|| self.index.clone());
+        config.listing = self.listing;
+        config.spa_fallback = self.spa_fallback.clone();
+        config.allow_dotfiles = self.dotfiles;
+        config.follow_symlinks = match self.follow_symlinks.as_str() {
+            "never" => FollowSymlinks::Never,
+            "within-root" => FollowSymlinks::WithinRoot,
+            "always" => FollowSymlinks::Always,
+            _ => {
+                return Err(flag_err(
+                    "--follow-symlinks",
+                    "expected never, within-root or always",
+                ))
+            }
+        };
+        for rule in &self.cache_control {
+            let (pattern, value) = rule.split_once('=').ok_or_else(|| {
+                flag_err(
+                    "--cache-control",
+                    format!("expected PATTERN=VALUE, got {rule:?}"),
+                )
+            })?;
+            let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+                flag_err(
+                    "--cache-control",
+                    format!("{value:?} is not a header value"),
+                )
+            })?;
+            config
+                .cache_control
+                .push((pattern.trim().to_owned(), value));
+        }
+        config.default_cache_control = match self.default_cache_control.as_str() {
+            "off" => None,
+            value => Some(HeaderValue::from_str(value).map_err(|_| {
+                flag_err(
+                    "--default-cache-control",
+                    format!("{value:?} is not a header value"),
+                )
+            })?),
+        };
+        if self.max_ranges == 0 {
+            return Err(flag_err("--max-ranges", "must be at least 1"));
+        }
+        config.max_ranges = self.max_ranges;
+        config.compress = !self.no_compress;
+        config.compress_min_len = self.compress_min_length;
+        config.compressed_cache_bytes = usize::try_from(self.compress_cache).unwrap_or(usize::MAX);
+        config.file_cache = FileCacheLimits {
+            max_entries: self.file_cache_entries.max(1),
+            max_bytes: self.file_cache_bytes,
+            small_file_max: self.small_file_max,
+        };
+        // Built once here only to report a bad pattern now, naming the flag.
+        StaticFiles::new(config.clone()).map_err(|e| flag_err("--cache-control", e))?;
         Ok(config)
     }
 

@@ -12,6 +12,7 @@ use crate::middleware::{
     AccessLogConfig, CorsConfig, RateLimitConfig, SecurityHeadersConfig, TimingConfig,
     TrustedProxies,
 };
+use crate::static_files::StaticConfig;
 
 /// Connection timeouts (RFC 9112 §9.8 leaves them to the server; these follow nginx's spirit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,10 @@ impl Default for Timeouts {
 pub struct ServeConfig {
     pub listen: Vec<SocketAddr>,
     pub root: PathBuf,
+    /// The site served as the fallback for every path no route takes (`--root`); `None`: 404.
+    pub site: Option<StaticConfig>,
+    /// More directories under their own URL prefixes (`--mount PREFIX=DIR`).
+    pub mounts: Vec<StaticConfig>,
     pub limits: Limits,
     pub timeouts: Timeouts,
     /// Pipelined requests answered per read before the connection yields to others on its shard.
@@ -62,6 +67,8 @@ impl ServeConfig {
             },
             listen,
             root: PathBuf::from("site/public"),
+            site: Some(StaticConfig::new("site/public")),
+            mounts: Vec::new(),
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             max_pipeline_batch: DEFAULT_PIPELINE_BATCH,

@@ -112,44 +112,6 @@ mod tests {
         assert_eq!(res.status(), StatusCode::OK);
     }
 
-    /// Collects what a tracing subscriber writes, for asserting on log lines.
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn a_panic_is_logged_with_the_request_id() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let h = |_req: Request, _cx: Ctx| async move {
-            if true {
-                panic!("kaboom");
-            }
-            ""
-        };
-        let mut req = request("GET / HTTP/1.1\r\n\r\n");
-        req.request_id = Some(crate::middleware::RequestId::for_test("rid-42"));
-        let res = tracing::subscriber::with_default(subscriber, || {
-            block_on(Handler::call(&h, req, cx()))
-        });
-        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        assert!(log.contains("ERROR"), "{log}");
-        assert!(log.contains("rid-42") && log.contains("kaboom"), "{log}");
-    }
-
     #[test]
     fn a_panic_in_the_future_is_a_500_for_that_request() {
         let h = |_req: Request, _cx: Ctx| async move {

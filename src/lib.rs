@@ -25,6 +25,7 @@ pub mod router;
 pub mod serve;
 pub mod service;
 pub mod shard;
+pub mod static_files;
 #[cfg(test)]
 mod testing;
 

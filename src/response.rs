@@ -146,7 +146,7 @@ mod tests {
     fn body(res: &Response) -> &[u8] {
         match res.body() {
             Body::Full(b) => b,
-            Body::Empty => b"",
+            Body::Empty | Body::Chunks(_) => b"",
         }
     }
 

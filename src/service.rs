@@ -116,6 +116,35 @@ pub enum Body {
     Empty,
     /// A body whose bytes are all known; `Bytes::from_static` costs nothing.
     Full(Bytes),
+    /// Pieces sent in order: bytes in memory and ranges of open files, which the connection
+    /// sends from the page cache without holding them in memory (a file body, or the parts of a
+    /// `multipart/byteranges` answer).
+    Chunks(Vec<Chunk>),
+}
+
+/// One piece of a [`Body::Chunks`].
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    Bytes(Bytes),
+    /// `len` bytes of `file` from `offset`. The file must still hold them when they are sent;
+    /// if it shrank meanwhile, the connection is closed (the length was already promised).
+    File {
+        file: std::rc::Rc<std::fs::File>,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Chunk {
+    pub fn len(&self) -> u64 {
+        match self {
+            Chunk::Bytes(b) => b.len() as u64,
+            Chunk::File { len, .. } => *len,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Body {
@@ -123,6 +152,10 @@ impl Body {
         match self {
             Body::Empty => 0,
             Body::Full(b) => b.len(),
+            Body::Chunks(chunks) => {
+                let total: u64 = chunks.iter().map(Chunk::len).sum();
+                usize::try_from(total).unwrap_or(usize::MAX)
+            }
         }
     }
     pub fn is_empty(&self) -> bool {

@@ -155,6 +155,20 @@ fn allowed_responses_carry_ratelimit_headers() {
 }
 
 #[test]
+fn remaining_above_ten_thousand_counts_down_exactly() {
+    // Values past the static digit table are formatted once and reused while they repeat; a
+    // stale one would show here.
+    let server = AppServer::start(2, app_with(slow(20_000)));
+    let mut conn = Conn::open(server.addr);
+    for remaining in ["19999", "19998", "19997"] {
+        let res = conn.get("/plaintext", "");
+        assert_eq!(res.status, 200);
+        assert_eq!(res.header("ratelimit-limit"), Some("20000"));
+        assert_eq!(res.header("ratelimit-remaining"), Some(remaining));
+    }
+}
+
+#[test]
 fn x_forwarded_for_is_honoured_from_a_trusted_proxy() {
     let config = RateLimitConfig {
         trusted_proxies: TrustedProxies::parse(["127.0.0.1"]).unwrap(),

@@ -1,10 +1,13 @@
 //! The app `percore serve` runs: `/plaintext` and `/json` (the usual benchmark routes),
-//! `/healthz` (which shard answered), `POST|PUT /echo` (the request body back), the bundled
-//! site's `index.html` at `/`, wrapped in the middleware the configuration asks for.
+//! `/healthz` (which shard answered), `POST|PUT /echo` (the request body back), static mounts,
+//! and the bundled site as the fallback for every other path, wrapped in the middleware the
+//! configuration asks for.
+
+use std::rc::Rc;
 
 use bytes::Bytes;
 use serde::Serialize;
-use tracing::{error, warn};
+use tracing::error;
 
 use super::App;
 use crate::config::ServeConfig;
@@ -13,31 +16,10 @@ use crate::metrics::metrics_handler;
 use crate::middleware::{
     AccessLog, Cors, ErrorPages, RateLimit, RequestIds, SecurityHeaders, Timing,
 };
-use crate::response::{Html, IntoResponse, Json};
-use crate::service::{Request, Response};
+use crate::response::Json;
+use crate::service::Request;
 use crate::shard::ShardHandle;
-
-/// What the built-in app reads once at start-up and shares with every shard.
-#[derive(Debug, Clone, Default)]
-pub struct BuiltinOptions {
-    /// The bundled site's `index.html`; `None` if there is none.
-    index_html: Option<Bytes>,
-}
-
-impl BuiltinOptions {
-    /// Reads the site's front page (static files proper are a later layer).
-    pub fn load(config: &ServeConfig) -> Self {
-        let path = config.root.join("index.html");
-        let index_html = match std::fs::read(&path) {
-            Ok(html) => Some(Bytes::from(html)),
-            Err(err) => {
-                warn!(path = %path.display(), error = %err, "no index.html to serve at /");
-                None
-            }
-        };
-        BuiltinOptions { index_html }
-    }
-}
+use crate::static_files::StaticFiles;
 
 #[derive(Serialize)]
 struct Message {
@@ -71,19 +53,32 @@ async fn echo(req: Request, _cx: Ctx) -> Bytes {
     req.body.clone()
 }
 
-/// The built-in app for one shard.
-pub fn builtin_app(shard: &ShardHandle, config: &ServeConfig, site: &BuiltinOptions) -> App {
+/// The built-in app for one shard: its routes, the static mounts, and the site's root as the
+/// fallback for every other path.
+pub fn builtin_app(shard: &ShardHandle, config: &ServeConfig) -> App {
     let mut app = App::new()
         .get("/plaintext", plaintext)
         .get("/json", json)
         .get("/healthz", healthz)
         .post("/echo", echo)
         .put("/echo", echo);
-    if let Some(html) = site.index_html.clone() {
-        app = app.get("/", move |_req: Request, _cx: Ctx| {
-            let html = html.clone();
-            async move { Html(html).into_response() as Response }
-        });
+    for mount in &config.mounts {
+        match StaticFiles::new(mount.clone()) {
+            Ok(files) => {
+                let files = Rc::new(files);
+                let prefix = mount.prefix.trim_end_matches('/');
+                app = app
+                    .get(&format!("{prefix}/*path"), files.clone())
+                    .get(prefix, files);
+            }
+            Err(err) => error!(error = %err, "static mount off"),
+        }
+    }
+    if let Some(site) = &config.site {
+        match StaticFiles::new(site.clone()) {
+            Ok(files) => app = app.fallback(Rc::new(files)),
+            Err(err) => error!(error = %err, "static files off"),
+        }
     }
     let mw = &config.middleware;
     if !mw.enabled {

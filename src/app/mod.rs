@@ -25,7 +25,7 @@ use crate::router::{InsertError, MethodTable};
 use crate::service::{Request, Response, Service};
 use crate::shard::ShardHandle;
 
-pub use builtin::{builtin_app, BuiltinOptions};
+pub use builtin::builtin_app;
 use dispatch::{Route, RouteEntry, Routes};
 
 /// What to do with a path that matches a route only with or without its trailing slash.

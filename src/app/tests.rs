@@ -22,7 +22,7 @@ fn get<S: 'static>(app: &App<S>, path: &str) -> Response {
 fn text(res: &Response) -> String {
     match res.body() {
         Body::Full(b) => String::from_utf8_lossy(b).into_owned(),
-        Body::Empty => String::new(),
+        Body::Empty | Body::Chunks(_) => String::new(),
     }
 }
 

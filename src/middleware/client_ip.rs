@@ -151,6 +151,7 @@ fn parse_network(entry: &str) -> Result<Network, InvalidProxy> {
 }
 
 /// `ip` as 128 bits, IPv4 (and IPv4-mapped IPv6) as `::ffff:a.b.c.d`.
+#[inline]
 pub(crate) fn ip_bits(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
@@ -160,6 +161,7 @@ pub(crate) fn ip_bits(ip: IpAddr) -> u128 {
 
 /// IPv4-mapped IPv6 (`::ffff:1.2.3.4`, what a dual-stack socket reports for an IPv4 peer) as
 /// IPv4, so one client has one address whichever socket it came through.
+#[inline]
 pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -175,9 +177,22 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 /// header are one list, in order (RFC 9110 §5.3). If every hop is trusted, the leftmost is the
 /// client. A malformed entry (`unknown`, an obfuscated RFC 7239 identifier, garbage) ends the walk:
 /// the answer is the last good hop to its right, or the peer.
+///
+/// With no trusted proxies this is the peer's address and nothing else: inlined into the layers
+/// that ask, no header is looked at.
+#[inline]
 pub fn client_ip(req: &Request, trusted: &TrustedProxies) -> IpAddr {
     let peer = canonical_ip(req.peer.ip());
-    if trusted.networks.is_empty() || !trusted.contains(peer) {
+    if trusted.networks.is_empty() {
+        return peer;
+    }
+    forwarded_client_ip(req, trusted, peer)
+}
+
+/// [`client_ip`] when some proxies are trusted.
+#[inline(never)]
+fn forwarded_client_ip(req: &Request, trusted: &TrustedProxies, peer: IpAddr) -> IpAddr {
+    if !trusted.contains(peer) {
         return peer;
     }
     let mut walk = RightmostUntrusted::new(peer, trusted);

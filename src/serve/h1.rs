@@ -27,7 +27,7 @@ use crate::http1::{
     body_allowed, write_response_head, BodyDecoder, BodyEvent, BodyKind, Framing, HeadParser,
     Headers, ParseError, RequestHead, ResponseMeta, Status, Version,
 };
-use crate::service::{Body, Request, RequestParts, Response, Service};
+use crate::service::{Body, Chunk, Request, RequestParts, Response, Service};
 
 /// Below this much free space the read buffer grows (or is compacted) before the next read.
 const MIN_READ_SPACE: usize = 1024;
@@ -35,6 +35,14 @@ const MIN_READ_SPACE: usize = 1024;
 const PARK_BUF_SIZE: usize = 16;
 /// Response bodies larger than this are written from their own `Bytes`, not copied.
 const DIRECT_WRITE_THRESHOLD: usize = 16 * 1024;
+/// A response body written after the head rather than copied into the write buffer.
+enum LargeBody {
+    Bytes(Bytes),
+    Chunks(Vec<Chunk>),
+}
+
+/// How much of a file body is read and written at a time: bounds the memory a download holds.
+const FILE_PIECE: usize = 64 * 1024;
 /// After rejecting a request, how long and how much we keep draining before the close, so the
 /// kernel does not answer the client's unread bytes with a RST that destroys our error response
 /// before the client read it (nginx's `lingering_close` does the same).
@@ -304,7 +312,7 @@ impl<S: Service> H1Connection<'_, S> {
         version: Version,
         head_request: bool,
         keep_alive: bool,
-    ) -> Option<Bytes> {
+    ) -> Option<LargeBody> {
         let (parts, body) = res.into_parts();
         let meta = ResponseMeta {
             status: parts.status,
@@ -320,18 +328,44 @@ impl<S: Service> H1Connection<'_, S> {
         }
         match body {
             Body::Empty => None,
-            Body::Full(bytes) if bytes.len() > DIRECT_WRITE_THRESHOLD => Some(bytes),
+            Body::Full(bytes) if bytes.len() > DIRECT_WRITE_THRESHOLD => {
+                Some(LargeBody::Bytes(bytes))
+            }
             Body::Full(bytes) => {
                 self.wbuf.extend_from_slice(&bytes);
                 None
             }
+            Body::Chunks(chunks) => Some(LargeBody::Chunks(chunks)),
         }
     }
 
-    /// Writes the pending responses, then `body` without copying it.
-    async fn write_large_body(&mut self, body: Bytes) -> Result<(), End> {
-        self.flush().await?;
-        self.write_bytes(body).await
+    /// Writes the pending responses, then `body` without copying it into the write buffer.
+    async fn write_large_body(&mut self, body: LargeBody) -> Result<(), End> {
+        match body {
+            LargeBody::Bytes(bytes) => {
+                self.flush().await?;
+                self.write_bytes(bytes).await
+            }
+            LargeBody::Chunks(chunks) => {
+                for chunk in chunks {
+                    match chunk {
+                        // Small pieces (multipart delimiters) join the buffered head.
+                        Chunk::Bytes(bytes) if bytes.len() <= DIRECT_WRITE_THRESHOLD => {
+                            self.wbuf.extend_from_slice(&bytes);
+                        }
+                        Chunk::Bytes(bytes) => {
+                            self.flush().await?;
+                            self.write_bytes(bytes).await?;
+                        }
+                        Chunk::File { file, offset, len } => {
+                            self.flush().await?;
+                            self.send_file(&file, offset, len).await?;
+                        }
+                    }
+                }
+                self.flush().await
+            }
+        }
     }
 
     /// Encodes a short plain-text error response that closes the connection.
@@ -451,6 +485,34 @@ impl<S: Service> H1Connection<'_, S> {
         let mut buf = self.write_with_deadline(buf).await?;
         buf.clear();
         self.wbuf = buf;
+        Ok(())
+    }
+
+    /// Sends `len` bytes of `file` from `offset`, a bounded piece at a time, each under the write
+    /// deadline. A file that shrank below what the head promised ends the connection: the length
+    /// is already on the wire, so closing is the only honest signal (RFC 9112 §8).
+    async fn send_file(
+        &mut self,
+        file: &std::fs::File,
+        mut offset: u64,
+        mut len: u64,
+    ) -> Result<(), End> {
+        use std::os::unix::fs::FileExt;
+        let mut buf: Vec<u8> = Vec::with_capacity(FILE_PIECE.min(len as usize));
+        while len > 0 {
+            let want = FILE_PIECE.min(usize::try_from(len).unwrap_or(FILE_PIECE));
+            buf.resize(want, 0);
+            // A read from the page cache; a cold file blocks this shard for the disk's latency,
+            // as nginx without `aio` does.
+            let n = match file.read_at(&mut buf, offset) {
+                Ok(0) | Err(_) => return Err(End::Io),
+                Ok(n) => n,
+            };
+            buf.truncate(n);
+            buf = self.write_with_deadline(buf).await?;
+            offset += n as u64;
+            len -= n as u64;
+        }
         Ok(())
     }
 

@@ -16,13 +16,12 @@
 //! denial, no question in flight) are swept periodically, and the table is capped.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use super::bucket::{Nanos, Take};
-use super::key::ClientKey;
+use super::key::{ClientKey, KeyMap};
 
 /// How long leased tokens may be spent. Short, so that tokens a client stops using are not
 /// banked: at most `max_lease` tokens per shard can be spent later than they were taken.
@@ -129,7 +128,7 @@ pub(crate) enum Decision {
 /// Leases and denials for the clients other shards own, for one limiter on one shard.
 #[derive(Debug)]
 pub(crate) struct LeaseTable {
-    entries: HashMap<ClientKey, Lease>,
+    entries: KeyMap<Lease>,
     max_lease: u32,
     max_entries: usize,
     sweep_every: Nanos,
@@ -139,7 +138,7 @@ pub(crate) struct LeaseTable {
 impl LeaseTable {
     pub(crate) fn new(max_lease: u32, max_entries: usize, sweep_every: Nanos) -> Self {
         LeaseTable {
-            entries: HashMap::new(),
+            entries: KeyMap::default(),
             max_lease: max_lease.max(1),
             max_entries: max_entries.max(1),
             sweep_every,
@@ -161,7 +160,8 @@ impl LeaseTable {
         if now >= self.next_sweep {
             self.sweep(now);
         }
-        if !self.entries.contains_key(&key) && self.entries.len() >= self.max_entries {
+        // The lookup only at the cap: a request from a known client hashes once.
+        if self.entries.len() >= self.max_entries && !self.entries.contains_key(&key) {
             self.make_room(now);
         }
         let max_lease = self.max_lease;

@@ -24,30 +24,37 @@
 //! Memory: see [`store`] (owner side: full buckets swept, hard cap evicting the buckets nearest to
 //! full) and [`lease`] (asking side: idle entries swept, capped).
 //!
-//! Cost on the common path: the client address, one clock read, one `HashMap` lookup, and three
-//! response headers whose values are either precomputed or slices of a static table.
+//! Cost on the common path (this shard owns the client, or holds a lease for it): the client
+//! address, one clock read, one lookup in a map with a cheap keyed hash ([`key::KeyHashing`]), and
+//! three response fields ([`headers`]); no allocation and nothing awaited but the inner layers.
+//! Only a question to the owner shard is asynchronous, and it is boxed, so its state does not
+//! enlarge the future every request allocates for this layer.
 
 mod bucket;
+mod headers;
 mod key;
 mod lease;
 mod store;
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::ops::AddAssign;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::StatusCode;
 
 use super::client_ip::{client_ip, TrustedProxies};
 use super::{Middleware, Next};
 use crate::response::TEXT_PLAIN;
 use crate::service::{response, Body, Request, Response};
-use crate::shard::ShardHandle;
+use crate::shard::{LocalBoxFuture, ShardHandle};
 use bucket::{secs_ceil, Nanos, Quota, Take, MAX_BURST, NANOS_PER_SEC};
+use headers::{number, RateLimitHeaders};
 use key::ClientKey;
 use lease::{Decision, Inflight, LeaseTable, Verdict};
 use store::{BucketTable, LimiterId, ShardBuckets};
@@ -170,10 +177,6 @@ const MAX_LEASE: u32 = 64;
 /// same limiters in the same order on every shard).
 const NO_SUCH_LIMITER: &str = "the owner shard has no such limiter (were the shards built alike?)";
 
-static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-
 /// The rate-limit layer. Build one per shard with [`RateLimit::new`], in the same order on every
 /// shard (the app factory does this naturally): the order is the limiter's identity.
 pub struct RateLimit {
@@ -187,7 +190,9 @@ pub struct RateLimit {
     trusted: TrustedProxies,
     ipv6_prefix: u8,
     headers_on_allowed: bool,
-    limit_value: HeaderValue,
+    headers: RateLimitHeaders,
+    /// The clock's epoch (see [`clock`]), copied here to skip the `OnceLock` per request.
+    epoch: Instant,
 }
 
 impl std::fmt::Debug for RateLimit {
@@ -199,6 +204,9 @@ impl std::fmt::Debug for RateLimit {
             .finish_non_exhaustive()
     }
 }
+
+/// A request's verdict and the time it was reached; `None` to fail open.
+type Checked = Option<(Verdict, Nanos)>;
 
 impl RateLimit {
     /// A limiter on `shard`; out-of-range settings are clamped (use
@@ -220,7 +228,8 @@ impl RateLimit {
             trusted: config.trusted_proxies,
             ipv6_prefix: config.ipv6_prefix.clamp(1, 128),
             headers_on_allowed: config.headers_on_allowed,
-            limit_value: number(u64::from(quota.burst())),
+            headers: RateLimitHeaders::new(quota.burst()),
+            epoch: clock::epoch(),
         }
     }
 
@@ -247,42 +256,73 @@ impl RateLimit {
         total
     }
 
-    /// The verdict for one request from `key`, and the time it was reached; `None` to fail open.
-    async fn check(&self, key: ClientKey) -> Option<(Verdict, Nanos)> {
+    fn now(&self) -> Nanos {
+        clock::since(self.epoch)
+    }
+
+    /// The verdict for one request from `key` if this shard can reach it without waiting: it
+    /// owns the client, or holds a lease or a denial for it. Otherwise the owner and the question
+    /// to ask it or wait for, for [`check_remote`](Self::check_remote).
+    fn check_here(&self, key: ClientKey) -> Result<Checked, (usize, Pending<'_>)> {
         self.store.stats.borrow_mut().checked += 1;
+        let now = self.now();
         let owner = key.owner(self.shard.count());
         if owner == self.shard.id() {
-            let now = clock::now();
-            let take = self.store.take(self.id, key, 1, now)?;
-            return Some((verdict(take), now));
+            return Ok(self
+                .store
+                .take(self.id, key, 1, now)
+                .map(|take| (verdict(take), now)));
         }
-        loop {
-            let now = clock::now();
-            let decision = self.leases.borrow_mut().decide(key, now);
-            match decision {
-                Decision::Done(verdict) => return Some((verdict, now)),
-                Decision::Wait(inflight) => inflight.wait().await,
-                Decision::Ask { want, inflight } => {
-                    return self.ask_owner(owner, key, want, inflight).await
-                }
+        let decision = self.leases.borrow_mut().decide(key, now);
+        match decision {
+            Decision::Done(verdict) => Ok(Some((verdict, now))),
+            Decision::Wait(inflight) => Err((owner, Pending::Wait(inflight))),
+            Decision::Ask { want, inflight } => {
+                Err((owner, Pending::Ask(self.ask(key, want, inflight))))
             }
         }
     }
 
-    async fn ask_owner(
+    /// The rest of [`check_here`](Self::check_here) when the owner must be asked or waited for.
+    async fn check_remote(
         &self,
         owner: usize,
         key: ClientKey,
-        want: u32,
-        inflight: Rc<Inflight>,
-    ) -> Option<(Verdict, Nanos)> {
-        // Wakes the requests waiting on this question however this ends, even if this request's
-        // future is dropped mid-call (its connection closed).
-        let _guard = AskGuard {
-            leases: &self.leases,
-            key,
-            inflight,
-        };
+        mut pending: Pending<'_>,
+    ) -> Checked {
+        loop {
+            match pending {
+                Pending::Ask(question) => return self.ask_owner(owner, question).await,
+                Pending::Wait(inflight) => inflight.wait().await,
+            }
+            let now = self.now();
+            let decision = self.leases.borrow_mut().decide(key, now);
+            pending = match decision {
+                Decision::Done(verdict) => return Some((verdict, now)),
+                Decision::Wait(inflight) => Pending::Wait(inflight),
+                Decision::Ask { want, inflight } => Pending::Ask(self.ask(key, want, inflight)),
+            };
+        }
+    }
+
+    /// This request's question to the owner, guarded from the moment the lease table records it
+    /// as in flight.
+    fn ask(&self, key: ClientKey, want: u32, inflight: Rc<Inflight>) -> Question<'_> {
+        Question {
+            want,
+            guard: AskGuard {
+                leases: &self.leases,
+                key,
+                inflight,
+            },
+        }
+    }
+
+    async fn ask_owner(&self, owner: usize, question: Question<'_>) -> Checked {
+        // The guard wakes the requests waiting on this question however this ends, even if this
+        // request's future is dropped mid-call (its connection closed).
+        let Question { want, guard } = question;
+        let key = guard.key;
         self.store.stats.borrow_mut().mesh_calls += 1;
         let id = self.id;
         let answer = self
@@ -291,8 +331,8 @@ impl RateLimit {
                 store.lease(id, key, want, clock::now())
             })
             .await;
-        let now = clock::now();
-        match answer {
+        let now = self.now();
+        let checked = match answer {
             Ok(Some(take)) => Some((self.leases.borrow_mut().settle(key, take, now), now)),
             Ok(None) => {
                 self.fail_open(owner, &NO_SUCH_LIMITER, now);
@@ -302,7 +342,54 @@ impl RateLimit {
                 self.fail_open(owner, &err, now);
                 None
             }
+        };
+        drop(guard);
+        checked
+    }
+
+    /// The answer once the verdict is known: a 429, or the inner layers' response with the
+    /// `RateLimit-*` fields.
+    fn respond<'s, 'n, R>(
+        &'s self,
+        checked: Checked,
+        req: Request,
+        next: Next<'n>,
+    ) -> Respond<'s, 'n, R> {
+        match checked {
+            Some((Verdict::Allow { remaining, full_at }, now)) => Respond::Allowed {
+                inner: next.run(req),
+                fields: self
+                    .headers_on_allowed
+                    .then(|| (remaining, secs_ceil(full_at.saturating_sub(now)))),
+                headers: &self.headers,
+            },
+            Some((Verdict::Deny { retry_at, full_at }, now)) => Respond::Denied(Some(Refusal {
+                layer: self,
+                retry_at,
+                full_at,
+                now,
+            })),
+            None => Respond::Allowed {
+                inner: next.run(req),
+                fields: None,
+                headers: &self.headers,
+            },
         }
+    }
+
+    /// [`check_remote`](Self::check_remote), then [`respond`](Self::respond).
+    async fn respond_remote(
+        &self,
+        owner: usize,
+        key: ClientKey,
+        pending: Pending<'_>,
+        req: Request,
+        next: Next<'_>,
+    ) -> Response {
+        let checked = self.check_remote(owner, key, pending).await;
+        // Decided now: never `Remote`, whose type is then any future.
+        self.respond::<std::future::Pending<Response>>(checked, req, next)
+            .await
     }
 
     fn fail_open(&self, owner: usize, err: &dyn std::fmt::Display, now: Nanos) {
@@ -312,26 +399,6 @@ impl RateLimit {
             self.store.last_mesh_warning.set(Some(now));
             tracing::warn!(owner, error = %err, "rate limit: owner shard unreachable, allowing the request");
         }
-    }
-
-    /// `RateLimit-*` on an allowed response. An inner limiter (a group's) may have set them
-    /// already: the draft asks for the policy closest to exhaustion, so the lower remaining wins.
-    fn put_headers(&self, res: &mut Response, remaining: u32, full_at: Nanos, now: Nanos) {
-        let headers = res.headers_mut();
-        if let Some(existing) = headers.get(&RATELIMIT_REMAINING) {
-            let theirs = std::str::from_utf8(existing.as_bytes())
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok());
-            if theirs.is_some_and(|theirs| theirs <= u64::from(remaining)) {
-                return;
-            }
-        }
-        headers.insert(RATELIMIT_LIMIT.clone(), self.limit_value.clone());
-        headers.insert(RATELIMIT_REMAINING.clone(), number(u64::from(remaining)));
-        headers.insert(
-            RATELIMIT_RESET.clone(),
-            number(secs_ceil(full_at.saturating_sub(now))),
-        );
     }
 
     /// The 429. A plain static body rather than an [`Error`](crate::Error) page: under a flood a
@@ -346,31 +413,91 @@ impl RateLimit {
         // that long finds a token.
         let retry = secs_ceil(retry_at.saturating_sub(now)).max(1);
         headers.insert(RETRY_AFTER, number(retry));
-        headers.insert(RATELIMIT_LIMIT.clone(), self.limit_value.clone());
-        headers.insert(RATELIMIT_REMAINING.clone(), number(0));
-        headers.insert(
-            RATELIMIT_RESET.clone(),
-            number(secs_ceil(full_at.saturating_sub(now))),
-        );
+        self.headers
+            .put_denied(headers, secs_ceil(full_at.saturating_sub(now)));
         res
     }
 }
 
 impl Middleware for RateLimit {
-    async fn handle(&self, req: Request, next: Next<'_>) -> Response {
+    /// Decides at once when this shard can (it owns the client, or holds a lease or a denial):
+    /// no state machine, just the inner layers' future and the fields to add. Only a question to
+    /// the owner shard builds an async state, boxed.
+    fn handle(&self, req: Request, next: Next<'_>) -> impl Future<Output = Response> {
         let key = ClientKey::new(client_ip(&req, &self.trusted), self.ipv6_prefix);
-        match self.check(key).await {
-            Some((Verdict::Allow { remaining, full_at }, now)) => {
-                let mut res = next.run(req).await;
-                if self.headers_on_allowed {
-                    self.put_headers(&mut res, remaining, full_at, now);
+        match self.check_here(key) {
+            Ok(checked) => self.respond(checked, req, next),
+            Err((owner, pending)) => Respond::Remote(Box::pin(
+                self.respond_remote(owner, key, pending, req, next),
+            )),
+        }
+    }
+}
+
+/// A question to the owner shard that a request must ask, or wait for another request's.
+enum Pending<'a> {
+    Wait(Rc<Inflight>),
+    Ask(Question<'a>),
+}
+
+/// A question this request asks: how many tokens, and the guard that clears it.
+struct Question<'a> {
+    want: u32,
+    guard: AskGuard<'a>,
+}
+
+/// What [`RateLimit::handle`] returns: the response once the verdict is known, or (`Remote`, with
+/// `R` the boxed `respond_remote`) after asking the owner shard.
+enum Respond<'s, 'n, R> {
+    /// Allowed (or failed open): the inner layers' response, with `(remaining, reset)` fields.
+    Allowed {
+        inner: LocalBoxFuture<'n, Response>,
+        fields: Option<(u32, u64)>,
+        headers: &'s RateLimitHeaders,
+    },
+    /// The 429, made when polled (a `Response` would make this future, which every request
+    /// allocates, several times larger).
+    Denied(Option<Refusal<'s>>),
+    Remote(Pin<Box<R>>),
+}
+
+/// What a 429 says.
+struct Refusal<'s> {
+    layer: &'s RateLimit,
+    retry_at: Nanos,
+    full_at: Nanos,
+    now: Nanos,
+}
+
+impl<R: Future<Output = Response>> Future for Respond<'_, '_, R> {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        match self.get_mut() {
+            Respond::Allowed {
+                inner,
+                fields,
+                headers,
+            } => {
+                // Changed in place and returned as it came: a `Response` moved is a `memcpy`.
+                let mut answer = inner.as_mut().poll(cx);
+                if let (Poll::Ready(res), Some((remaining, reset_secs))) = (&mut answer, *fields) {
+                    headers.put_allowed(res.headers_mut(), remaining, reset_secs);
                 }
-                res
+                answer
             }
-            Some((Verdict::Deny { retry_at, full_at }, now)) => {
-                self.too_many(retry_at, full_at, now)
+            Respond::Denied(refusal) => {
+                let Refusal {
+                    layer,
+                    retry_at,
+                    full_at,
+                    now,
+                } = refusal
+                    .take()
+                    .expect("a future is not polled after it completed");
+                Poll::Ready(layer.too_many(retry_at, full_at, now))
             }
-            None => next.run(req).await,
+            Respond::Remote(remote) => remote.as_mut().poll(cx),
         }
     }
 }
@@ -406,60 +533,25 @@ fn to_nanos(d: Duration) -> Nanos {
 
 /// The limiter's clock: nanoseconds since a process-wide epoch, so that instants computed on one
 /// shard (a retry time from the owner) mean the same on another. `Instant` is `CLOCK_MONOTONIC`,
-/// read through the vDSO: no syscall.
+/// read through the vDSO: no syscall. Read once per request, exactly: the coarse clock
+/// (`CLOCK_MONOTONIC_COARSE`, 4 ms here) would cap a limiter whose burst refills faster than a
+/// tick at `burst` per tick.
 mod clock {
     use super::*;
 
     static EPOCH: OnceLock<Instant> = OnceLock::new();
 
+    pub(crate) fn epoch() -> Instant {
+        *EPOCH.get_or_init(Instant::now)
+    }
+
+    pub(crate) fn since(epoch: Instant) -> Nanos {
+        to_nanos(Instant::now().saturating_duration_since(epoch))
+    }
+
     pub(crate) fn now() -> Nanos {
-        to_nanos(EPOCH.get_or_init(Instant::now).elapsed())
+        since(epoch())
     }
-}
-
-/// Decimal numbers 0..10,000 written end to end ("0123...9999"), so a header value for any of
-/// them is a slice of static memory: no allocation, no formatting per response.
-const NUMBER_TEXT_LEN: usize = 10 + 90 * 2 + 900 * 3 + 9000 * 4;
-static NUMBER_TEXT: [u8; NUMBER_TEXT_LEN] = number_text();
-
-const fn number_text() -> [u8; NUMBER_TEXT_LEN] {
-    let mut out = [0u8; NUMBER_TEXT_LEN];
-    let mut n = 0;
-    let mut pos = 0;
-    while n < 10_000 {
-        let width = if n < 10 {
-            1
-        } else if n < 100 {
-            2
-        } else if n < 1000 {
-            3
-        } else {
-            4
-        };
-        let mut digit = width;
-        let mut rest = n;
-        while digit > 0 {
-            digit -= 1;
-            out[pos + digit] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-        }
-        pos += width;
-        n += 1;
-    }
-    out
-}
-
-/// `n` as a header value: a static slice below 10,000, formatted (allocating) above.
-fn number(n: u64) -> HeaderValue {
-    let (start, width) = match n {
-        0..=9 => (n as usize, 1),
-        10..=99 => (10 + (n as usize - 10) * 2, 2),
-        100..=999 => (190 + (n as usize - 100) * 3, 3),
-        1000..=9999 => (2890 + (n as usize - 1000) * 4, 4),
-        _ => return HeaderValue::from(n),
-    };
-    HeaderValue::from_maybe_shared(Bytes::from_static(&NUMBER_TEXT[start..start + width]))
-        .unwrap_or_else(|_| HeaderValue::from(n))
 }
 
 #[cfg(test)]
@@ -497,12 +589,16 @@ mod tests {
     const GET: &str = "GET / HTTP/1.1\r\n\r\n";
 
     #[test]
-    fn numbers_are_slices_of_the_static_table() {
-        for n in [
-            0, 7, 10, 42, 99, 100, 555, 999, 1000, 4321, 9999, 10_000, 123_456,
-        ] {
-            assert_eq!(number(n).to_str().unwrap(), n.to_string());
-        }
+    fn the_future_of_a_request_decided_here_is_small() {
+        // Every request allocates it (`DynMiddleware::handle_dyn` boxes it) and moves it once.
+        let shard = ShardHandle::standalone();
+        let limiter = RateLimit::new(RateLimitConfig::default(), &shard);
+        let future = limiter.handle(request(GET), Next::new(&[], &Ok200));
+        assert!(
+            std::mem::size_of_val(&future) <= 64,
+            "{} bytes",
+            std::mem::size_of_val(&future)
+        );
     }
 
     #[test]
@@ -612,10 +708,16 @@ mod tests {
             panic!("a new client is asked about");
         };
         // The standalone shard has no shard 1: the call fails as for a stopped shard.
-        for _ in 0..2 {
-            let verdict = block_on(limiter.ask_owner(1, key, want, inflight.clone()));
-            assert_eq!(verdict, None);
-        }
+        let verdict = block_on(limiter.ask_owner(1, limiter.ask(key, want, inflight.clone())));
+        assert_eq!(verdict, None);
+        // Asked again (the next request would), it fails again.
+        let Decision::Ask { want, inflight } =
+            limiter.leases.borrow_mut().decide(key, clock::now())
+        else {
+            panic!("a failed question is asked again");
+        };
+        let verdict = block_on(limiter.ask_owner(1, limiter.ask(key, want, inflight.clone())));
+        assert_eq!(verdict, None);
         assert!(inflight.is_done(), "waiters are released");
         let stats = RateLimit::stats(&shard);
         assert_eq!((stats.mesh_calls, stats.mesh_failures), (2, 2));

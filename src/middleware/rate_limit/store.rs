@@ -8,10 +8,9 @@
 //! id everywhere, and an app-wide limiter never shares a bucket with a group's.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 
 use super::bucket::{Bucket, Nanos, Quota, Take};
-use super::key::ClientKey;
+use super::key::{ClientKey, KeyMap};
 use super::RateLimitStats;
 
 /// A limiter's index in every shard's [`ShardBuckets`].
@@ -24,7 +23,7 @@ pub(crate) struct BucketTable {
     max_entries: usize,
     sweep_every: Nanos,
     next_sweep: Nanos,
-    buckets: HashMap<ClientKey, Bucket>,
+    buckets: KeyMap<Bucket>,
 }
 
 /// Counts of what a table did, for [`RateLimitStats`].
@@ -40,7 +39,7 @@ impl BucketTable {
             max_entries: max_entries.max(1),
             sweep_every,
             next_sweep: 0,
-            buckets: HashMap::new(),
+            buckets: KeyMap::default(),
         }
     }
 

@@ -1,0 +1,306 @@
+//! The per-shard file cache: what a request path resolved to (a file, a directory, nothing), the
+//! file's metadata, validators and content type, its precompressed siblings, and for small files
+//! the bytes themselves.
+//!
+//! A fresh hit costs one hash lookup and no system call. An entry older than [`REVALIDATE`] is
+//! resolved again (a `realpath` and a `stat`): a changed file is reloaded, so an edit is served
+//! within a second, and a deleted one stops being served. Bounded: at most `max_entries` paths
+//! and `max_bytes` of file contents per shard; past either bound the oldest-checked half goes.
+//! Large files are not held open: the handler opens them per request (one `open`, cheap next to
+//! sending a large body), so the cache never pins descriptors or deleted files.
+
+use std::collections::HashMap;
+use std::fs::Metadata;
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::HeaderValue;
+
+use super::conditional::Validators;
+use super::mime;
+use super::negotiate::Encoding;
+use super::resolve::{open_under, FileKind, FollowSymlinks, RelativePath};
+
+/// How long a cached answer is trusted without looking at the disk again.
+pub const REVALIDATE: Duration = Duration::from_secs(1);
+
+/// A regular file as served.
+#[derive(Debug)]
+pub struct CachedFile {
+    /// Canonical path, opened per request for large files.
+    pub path: PathBuf,
+    pub len: u64,
+    dev: u64,
+    ino: u64,
+    mtime_ns: i128,
+    pub validators: Validators,
+    pub content_type: HeaderValue,
+    /// The whole file when it is small: served from memory.
+    pub bytes: Option<Bytes>,
+    /// Precompressed siblings (`.br`, `.zst`, `.gz`) found beside it.
+    pub siblings: Vec<(Encoding, Rc<CachedFile>)>,
+}
+
+fn mtime_ns(meta: &Metadata) -> i128 {
+    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+}
+
+impl CachedFile {
+    /// Whether `meta` still describes the file this entry was loaded from.
+    fn unchanged(&self, meta: &Metadata) -> bool {
+        self.len == meta.len()
+            && self.ino == meta.ino()
+            && self.dev == meta.dev()
+            && self.mtime_ns == mtime_ns(meta)
+    }
+
+    /// Opens the file for sending (no symlink in the last component: it was resolved already).
+    pub fn open(&self) -> io::Result<std::fs::File> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&self.path)
+    }
+
+    fn load(path: PathBuf, meta: &Metadata, small_max: u64) -> io::Result<CachedFile> {
+        let bytes = if meta.len() <= small_max {
+            let mut buf = Vec::with_capacity(meta.len() as usize);
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&path)?;
+            file.read_to_end(&mut buf)?;
+            if buf.len() as u64 != meta.len() {
+                // Changed while we read it: the next revalidation loads it again.
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "file changed while read",
+                ));
+            }
+            Some(Bytes::from(buf))
+        } else {
+            None
+        };
+        Ok(CachedFile {
+            content_type: mime::content_type(&path),
+            path,
+            len: meta.len(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            mtime_ns: mtime_ns(meta),
+            validators: Validators::from_metadata(meta),
+            bytes,
+            siblings: Vec::new(),
+        })
+    }
+}
+
+/// What a path is, as far as serving goes.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    File(Rc<CachedFile>),
+    Dir(PathBuf),
+    /// Missing, refused, or not servable: all answered 404 alike.
+    Missing,
+}
+
+struct Entry {
+    lookup: Lookup,
+    checked: Instant,
+}
+
+/// Settings of a [`FileCache`].
+#[derive(Debug, Clone, Copy)]
+pub struct FileCacheLimits {
+    pub max_entries: usize,
+    /// Bytes of small-file contents held.
+    pub max_bytes: u64,
+    /// Files up to this size are held in memory.
+    pub small_file_max: u64,
+}
+
+impl Default for FileCacheLimits {
+    fn default() -> Self {
+        FileCacheLimits {
+            max_entries: 10_000,
+            max_bytes: 64 << 20,
+            small_file_max: 256 << 10,
+        }
+    }
+}
+
+/// One shard's cache for one mount.
+pub struct FileCache {
+    entries: HashMap<Box<str>, Entry>,
+    bytes_held: u64,
+    limits: FileCacheLimits,
+}
+
+impl FileCache {
+    pub fn new(limits: FileCacheLimits) -> Self {
+        FileCache {
+            entries: HashMap::new(),
+            bytes_held: 0,
+            limits,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes of file contents held in memory.
+    pub fn bytes_held(&self) -> u64 {
+        self.bytes_held
+    }
+
+    /// What `rel` names under `root`, from the cache when checked within [`REVALIDATE`] of `now`.
+    /// `siblings` lists the precompressed encodings to look for beside files.
+    pub fn lookup(
+        &mut self,
+        root: &Path,
+        rel: &RelativePath<'_>,
+        follow: FollowSymlinks,
+        siblings: &[Encoding],
+        now: Instant,
+    ) -> Lookup {
+        if let Some(entry) = self.entries.get(rel.as_str()) {
+            if now.saturating_duration_since(entry.checked) < REVALIDATE {
+                return entry.lookup.clone();
+            }
+        }
+        let fresh = self.resolve(root, rel, follow, siblings);
+        self.store(rel.as_str(), fresh.clone(), now);
+        fresh
+    }
+
+    fn resolve(
+        &self,
+        root: &Path,
+        rel: &RelativePath<'_>,
+        follow: FollowSymlinks,
+        siblings: &[Encoding],
+    ) -> Lookup {
+        let found = match open_under(root, rel, follow) {
+            Ok(found) => found,
+            Err(_) => return Lookup::Missing,
+        };
+        match found.kind {
+            FileKind::Dir => Lookup::Dir(found.path),
+            FileKind::File => {
+                // Unchanged since the last check: keep the loaded entry (and its bytes).
+                if let Some(Entry {
+                    lookup: Lookup::File(old),
+                    ..
+                }) = self.entries.get(rel.as_str())
+                {
+                    if old.path == found.path && old.unchanged(&found.metadata) {
+                        return Lookup::File(old.clone());
+                    }
+                }
+                let small_max = self.small_max();
+                match CachedFile::load(found.path, &found.metadata, small_max) {
+                    Ok(mut file) => {
+                        file.siblings = load_siblings(&file, siblings, small_max);
+                        Lookup::File(Rc::new(file))
+                    }
+                    Err(_) => Lookup::Missing,
+                }
+            }
+        }
+    }
+
+    /// Small files are held only while the byte bound allows.
+    fn small_max(&self) -> u64 {
+        if self.bytes_held < self.limits.max_bytes {
+            self.limits.small_file_max
+        } else {
+            0
+        }
+    }
+
+    fn store(&mut self, key: &str, lookup: Lookup, now: Instant) {
+        if self.entries.len() >= self.limits.max_entries && !self.entries.contains_key(key) {
+            self.evict_oldest_half();
+        }
+        let added = held_bytes(&lookup);
+        let old = self.entries.insert(
+            key.into(),
+            Entry {
+                lookup,
+                checked: now,
+            },
+        );
+        let removed = old.map_or(0, |e| held_bytes(&e.lookup));
+        self.bytes_held = self.bytes_held.saturating_sub(removed) + added;
+        if self.bytes_held > self.limits.max_bytes {
+            self.evict_oldest_half();
+        }
+    }
+
+    /// Drops the half of the entries checked longest ago: a bound, not a precise LRU, paid
+    /// only when the cache is full.
+    fn evict_oldest_half(&mut self) {
+        let mut times: Vec<Instant> = self.entries.values().map(|e| e.checked).collect();
+        if times.is_empty() {
+            return;
+        }
+        let mid = times.len() / 2;
+        let (_, &mut cutoff, _) = times.select_nth_unstable(mid);
+        self.entries.retain(|_, e| e.checked > cutoff);
+        self.bytes_held = self.entries.values().map(|e| held_bytes(&e.lookup)).sum();
+    }
+}
+
+fn held_bytes(lookup: &Lookup) -> u64 {
+    match lookup {
+        Lookup::File(f) => {
+            f.bytes.as_ref().map_or(0, |b| b.len() as u64)
+                + f.siblings
+                    .iter()
+                    .map(|(_, s)| s.bytes.as_ref().map_or(0, |b| b.len() as u64))
+                    .sum::<u64>()
+        }
+        _ => 0,
+    }
+}
+
+/// Precompressed siblings of `file` (`name.br` beside `name`), regular files only, no newer
+/// check: like nginx's `gzip_static`, the build that wrote them is trusted to keep them current.
+fn load_siblings(
+    file: &CachedFile,
+    wanted: &[Encoding],
+    small_max: u64,
+) -> Vec<(Encoding, Rc<CachedFile>)> {
+    let mut found = Vec::new();
+    for &encoding in wanted {
+        let suffix = encoding.file_suffix();
+        if suffix.is_empty() {
+            continue;
+        }
+        let mut name = file.path.clone().into_os_string();
+        name.push(suffix);
+        let path = PathBuf::from(name);
+        // lstat: a sibling that is a symlink is not followed (it was not resolved under the root).
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        if let Ok(mut sibling) = CachedFile::load(path, &meta, small_max) {
+            // The sibling is served with the original's type and a validator of its own.
+            sibling.content_type = file.content_type.clone();
+            found.push((encoding, Rc::new(sibling)));
+        }
+    }
+    found
+}
