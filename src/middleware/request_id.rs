@@ -26,12 +26,6 @@ impl RequestId {
     pub fn header_value(&self) -> &HeaderValue {
         &self.0
     }
-
-    /// An id with the given text, for tests of code that reads ids.
-    #[cfg(test)]
-    pub(crate) fn for_test(id: &'static str) -> Self {
-        RequestId(HeaderValue::from_static(id))
-    }
 }
 
 /// Longest incoming id kept; longer ones are replaced (they would bloat every log line).

@@ -38,7 +38,9 @@ type StartFailure = Arc<Mutex<Option<RouteErrors>>>;
 /// Serves the built-in app (see [`crate::app::builtin_app`]) until SIGINT/SIGTERM.
 pub fn run(config: ServeConfig) -> Result<(), ServeError> {
     let app_config = config.clone();
-    run_app(config, move |shard| crate::app::builtin_app(shard, &app_config))
+    run_app(config, move |shard| {
+        crate::app::builtin_app(shard, &app_config)
+    })
 }
 
 /// Serves the app `factory` builds (once per shard) until SIGINT/SIGTERM, then shuts down

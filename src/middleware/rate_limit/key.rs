@@ -2,7 +2,7 @@
 //! owns its buckets, and the keyed hash the per-client maps use.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use crate::middleware::client_ip::{canonical_ip, ip_bits};
@@ -59,13 +59,6 @@ pub(crate) type KeyMap<V> = HashMap<ClientKey, V, KeyHashing>;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyHashing(foldhash::quality::RandomState);
 
-impl KeyHashing {
-    /// Fresh seeds.
-    pub(crate) fn new() -> Self {
-        KeyHashing(foldhash::quality::RandomState::default())
-    }
-}
-
 impl BuildHasher for KeyHashing {
     type Hasher = foldhash::quality::FoldHasher<'static>;
 
@@ -77,6 +70,7 @@ impl BuildHasher for KeyHashing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::hash::Hasher;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("test address")
@@ -121,7 +115,7 @@ mod tests {
     #[test]
     fn the_key_hash_is_keyed_per_map_and_stable_within_one() {
         let key = ClientKey::new(ip("203.0.113.7"), 64);
-        let (a, b) = (KeyHashing::new(), KeyHashing::new());
+        let (a, b) = (KeyHashing::default(), KeyHashing::default());
         assert_eq!(a.hash_one(key), a.hash_one(key));
         assert_ne!(
             a.hash_one(key),
@@ -133,7 +127,7 @@ mod tests {
     #[test]
     fn the_key_hash_spreads_neighbouring_addresses_over_buckets_and_tags() {
         // Consecutive IPv4 addresses and consecutive IPv6 /64s: the keys a flood would use.
-        let hashing = KeyHashing::new();
+        let hashing = KeyHashing::default();
         let v4 =
             (0..8192u32).map(|n| ClientKey::new(IpAddr::from((0x0a00_0000 + n).to_be_bytes()), 64));
         let v6 = (0..8192u128).map(|n| {
@@ -158,7 +152,7 @@ mod tests {
 
     #[test]
     fn byte_input_hashes_by_content_and_length() {
-        let hashing = KeyHashing::new();
+        let hashing = KeyHashing::default();
         let hash = |bytes: &[u8]| {
             let mut h = hashing.build_hasher();
             h.write(bytes);
