@@ -425,6 +425,7 @@ impl ServeArgs {
             max_entries: self.file_cache_entries.max(1),
             max_bytes: self.file_cache_bytes,
             small_file_max: self.small_file_max,
+            ..FileCacheLimits::default()
         };
         // Built once here only to report a bad pattern now, naming the flag.
         StaticFiles::new(config.clone()).map_err(|e| flag_err("--cache-control", e))?;

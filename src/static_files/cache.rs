@@ -6,8 +6,9 @@
 //! resolved again (a `realpath` and a `stat`): a changed file is reloaded, so an edit is served
 //! within a second, and a deleted one stops being served. Bounded: at most `max_entries` paths
 //! and `max_bytes` of file contents per shard; past either bound the oldest-checked half goes.
-//! Large files are not held open: the handler opens them per request (one `open`, cheap next to
-//! sending a large body), so the cache never pins descriptors or deleted files.
+//! Larger files are sent with `sendfile` from a descriptor the cache keeps open (up to
+//! `max_open_files` per shard; beyond that one `open` per request). A replaced file is seen at
+//! the next revalidation, and its old descriptor goes with the old entry.
 
 use std::collections::HashMap;
 use std::fs::Metadata;
@@ -41,6 +42,9 @@ pub struct CachedFile {
     pub content_type: HeaderValue,
     /// The whole file when it is small: served from memory.
     pub bytes: Option<Bytes>,
+    /// An open descriptor for a larger file, while the cache may hold one (see
+    /// `FileCacheLimits::max_open_files`): saves an `open` per request.
+    pub fd: Option<Rc<std::fs::File>>,
     /// Precompressed siblings (`.br`, `.zst`, `.gz`) found beside it.
     pub siblings: Vec<(Encoding, Rc<CachedFile>)>,
 }
@@ -58,15 +62,21 @@ impl CachedFile {
             && self.mtime_ns == mtime_ns(meta)
     }
 
-    /// Opens the file for sending (no symlink in the last component: it was resolved already).
-    pub fn open(&self) -> io::Result<std::fs::File> {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&self.path)
+    /// The file, open for sending: the cached descriptor, or a fresh one (no symlink in the last
+    /// component: it was resolved already).
+    pub fn open(&self) -> io::Result<Rc<std::fs::File>> {
+        if let Some(fd) = &self.fd {
+            return Ok(fd.clone());
+        }
+        open_nofollow(&self.path).map(Rc::new)
     }
 
-    fn load(path: PathBuf, meta: &Metadata, small_max: u64) -> io::Result<CachedFile> {
+    fn load(
+        path: PathBuf,
+        meta: &Metadata,
+        small_max: u64,
+        keep_fd: bool,
+    ) -> io::Result<CachedFile> {
         let bytes = if meta.len() <= small_max {
             let mut buf = Vec::with_capacity(meta.len() as usize);
             let mut file = std::fs::OpenOptions::new()
@@ -85,6 +95,11 @@ impl CachedFile {
         } else {
             None
         };
+        let fd = if bytes.is_none() && keep_fd {
+            Some(Rc::new(open_nofollow(&path)?))
+        } else {
+            None
+        };
         Ok(CachedFile {
             content_type: mime::content_type(&path),
             path,
@@ -94,9 +109,17 @@ impl CachedFile {
             mtime_ns: mtime_ns(meta),
             validators: Validators::from_metadata(meta),
             bytes,
+            fd,
             siblings: Vec::new(),
         })
     }
+}
+
+fn open_nofollow(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
 }
 
 /// What a path is, as far as serving goes.
@@ -121,6 +144,9 @@ pub struct FileCacheLimits {
     pub max_bytes: u64,
     /// Files up to this size are held in memory.
     pub small_file_max: u64,
+    /// Descriptors of larger files kept open per shard (each entry's file is opened per request
+    /// beyond it), so the cache cannot starve the connection limit of descriptors.
+    pub max_open_files: usize,
 }
 
 impl Default for FileCacheLimits {
@@ -129,6 +155,7 @@ impl Default for FileCacheLimits {
             max_entries: 10_000,
             max_bytes: 64 << 20,
             small_file_max: 256 << 10,
+            max_open_files: 256,
         }
     }
 }
@@ -137,6 +164,7 @@ impl Default for FileCacheLimits {
 pub struct FileCache {
     entries: HashMap<Box<str>, Entry>,
     bytes_held: u64,
+    open_files: usize,
     limits: FileCacheLimits,
 }
 
@@ -145,6 +173,7 @@ impl FileCache {
         FileCache {
             entries: HashMap::new(),
             bytes_held: 0,
+            open_files: 0,
             limits,
         }
     }
@@ -207,9 +236,10 @@ impl FileCache {
                     }
                 }
                 let small_max = self.small_max();
-                match CachedFile::load(found.path, &found.metadata, small_max) {
+                let keep_fd = self.open_files < self.limits.max_open_files;
+                match CachedFile::load(found.path, &found.metadata, small_max, keep_fd) {
                     Ok(mut file) => {
-                        file.siblings = load_siblings(&file, siblings, small_max);
+                        file.siblings = load_siblings(&file, siblings, small_max, keep_fd);
                         Lookup::File(Rc::new(file))
                     }
                     Err(_) => Lookup::Missing,
@@ -232,6 +262,7 @@ impl FileCache {
             self.evict_oldest_half();
         }
         let added = held_bytes(&lookup);
+        let added_fds = held_fds(&lookup);
         let old = self.entries.insert(
             key.into(),
             Entry {
@@ -239,8 +270,10 @@ impl FileCache {
                 checked: now,
             },
         );
-        let removed = old.map_or(0, |e| held_bytes(&e.lookup));
+        let (removed, removed_fds) =
+            old.map_or((0, 0), |e| (held_bytes(&e.lookup), held_fds(&e.lookup)));
         self.bytes_held = self.bytes_held.saturating_sub(removed) + added;
+        self.open_files = self.open_files.saturating_sub(removed_fds) + added_fds;
         if self.bytes_held > self.limits.max_bytes {
             self.evict_oldest_half();
         }
@@ -257,6 +290,16 @@ impl FileCache {
         let (_, &mut cutoff, _) = times.select_nth_unstable(mid);
         self.entries.retain(|_, e| e.checked > cutoff);
         self.bytes_held = self.entries.values().map(|e| held_bytes(&e.lookup)).sum();
+        self.open_files = self.entries.values().map(|e| held_fds(&e.lookup)).sum();
+    }
+}
+
+fn held_fds(lookup: &Lookup) -> usize {
+    match lookup {
+        Lookup::File(f) => {
+            usize::from(f.fd.is_some()) + f.siblings.iter().filter(|(_, s)| s.fd.is_some()).count()
+        }
+        _ => 0,
     }
 }
 
@@ -279,6 +322,7 @@ fn load_siblings(
     file: &CachedFile,
     wanted: &[Encoding],
     small_max: u64,
+    keep_fd: bool,
 ) -> Vec<(Encoding, Rc<CachedFile>)> {
     let mut found = Vec::new();
     for &encoding in wanted {
@@ -296,11 +340,170 @@ fn load_siblings(
         if !meta.is_file() {
             continue;
         }
-        if let Ok(mut sibling) = CachedFile::load(path, &meta, small_max) {
+        if let Ok(mut sibling) = CachedFile::load(path, &meta, small_max, keep_fd) {
             // The sibling is served with the original's type and a validator of its own.
             sibling.content_type = file.content_type.clone();
             found.push((encoding, Rc::new(sibling)));
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::static_files::resolve::{relative_path, PathFlags, ResolveOptions};
+
+    struct TempRoot(PathBuf);
+    impl TempRoot {
+        fn new(name: &str) -> TempRoot {
+            let dir = std::env::temp_dir().join(format!(
+                "percore-cache-{name}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempRoot(std::fs::canonicalize(&dir).unwrap())
+        }
+        fn write(&self, name: &str, bytes: &[u8]) {
+            std::fs::write(self.0.join(name), bytes).unwrap();
+        }
+    }
+    impl Drop for TempRoot {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn lookup(cache: &mut FileCache, root: &TempRoot, path: &str, now: Instant) -> Lookup {
+        let rel =
+            relative_path(path, "/", PathFlags::default(), ResolveOptions::default()).unwrap();
+        cache.lookup(
+            &root.0,
+            &rel,
+            FollowSymlinks::WithinRoot,
+            &[Encoding::Gzip],
+            now,
+        )
+    }
+
+    fn file(lookup: Lookup) -> Rc<CachedFile> {
+        match lookup {
+            Lookup::File(f) => f,
+            other => panic!("not a file: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_fresh_entry_is_served_without_looking_at_the_disk() {
+        let root = TempRoot::new("fresh");
+        root.write("a.txt", b"hello");
+        let mut cache = FileCache::new(FileCacheLimits::default());
+        let t0 = Instant::now();
+        let first = file(lookup(&mut cache, &root, "/a.txt", t0));
+        assert_eq!(first.bytes.as_deref(), Some(&b"hello"[..]));
+        std::fs::remove_file(root.0.join("a.txt")).unwrap();
+        // Within the revalidation interval the cached answer stands...
+        let again = file(lookup(
+            &mut cache,
+            &root,
+            "/a.txt",
+            t0 + Duration::from_millis(500),
+        ));
+        assert!(Rc::ptr_eq(&first, &again));
+        // ...and after it the disk is asked again.
+        assert!(matches!(
+            lookup(&mut cache, &root, "/a.txt", t0 + REVALIDATE),
+            Lookup::Missing
+        ));
+    }
+
+    #[test]
+    fn a_changed_file_is_reloaded_at_the_next_revalidation() {
+        let root = TempRoot::new("changed");
+        root.write("a.txt", b"one");
+        let mut cache = FileCache::new(FileCacheLimits::default());
+        let t0 = Instant::now();
+        let first = file(lookup(&mut cache, &root, "/a.txt", t0));
+        root.write("a.txt", b"two, longer");
+        let second = file(lookup(&mut cache, &root, "/a.txt", t0 + REVALIDATE));
+        assert_eq!(second.bytes.as_deref(), Some(&b"two, longer"[..]));
+        assert_ne!(
+            first.validators.etag_header(),
+            second.validators.etag_header()
+        );
+    }
+
+    #[test]
+    fn an_unchanged_file_keeps_its_entry_across_revalidations() {
+        let root = TempRoot::new("unchanged");
+        root.write("a.txt", b"same");
+        let mut cache = FileCache::new(FileCacheLimits::default());
+        let t0 = Instant::now();
+        let first = file(lookup(&mut cache, &root, "/a.txt", t0));
+        let later = file(lookup(&mut cache, &root, "/a.txt", t0 + REVALIDATE * 3));
+        assert!(Rc::ptr_eq(&first, &later), "reused, not reloaded");
+    }
+
+    #[test]
+    fn large_files_are_not_held_in_memory_and_descriptors_are_capped() {
+        let root = TempRoot::new("large");
+        for name in ["a.bin", "b.bin", "c.bin"] {
+            root.write(name, &[7u8; 100]);
+        }
+        let limits = FileCacheLimits {
+            small_file_max: 10,
+            max_open_files: 2,
+            ..FileCacheLimits::default()
+        };
+        let mut cache = FileCache::new(limits);
+        let now = Instant::now();
+        let fds: Vec<bool> = ["/a.bin", "/b.bin", "/c.bin"]
+            .iter()
+            .map(|p| {
+                let f = file(lookup(&mut cache, &root, p, now));
+                assert!(f.bytes.is_none());
+                f.fd.is_some()
+            })
+            .collect();
+        assert_eq!(fds, [true, true, false]);
+        // The third is opened per request instead.
+        let c = file(lookup(&mut cache, &root, "/c.bin", now));
+        assert_eq!(c.open().unwrap().metadata().unwrap().len(), 100);
+    }
+
+    #[test]
+    fn the_entry_count_is_bounded() {
+        let root = TempRoot::new("bounded");
+        let limits = FileCacheLimits {
+            max_entries: 8,
+            ..FileCacheLimits::default()
+        };
+        let mut cache = FileCache::new(limits);
+        let t0 = Instant::now();
+        for i in 0..50u64 {
+            let name = format!("f{i}.txt");
+            root.write(&name, b"x");
+            lookup(
+                &mut cache,
+                &root,
+                &format!("/{name}"),
+                t0 + Duration::from_millis(i),
+            );
+            assert!(cache.len() <= 8, "{} entries", cache.len());
+        }
+    }
+
+    #[test]
+    fn precompressed_siblings_are_found() {
+        let root = TempRoot::new("siblings");
+        root.write("app.js", b"console.log(1)");
+        root.write("app.js.gz", b"not really gzip");
+        let mut cache = FileCache::new(FileCacheLimits::default());
+        let f = file(lookup(&mut cache, &root, "/app.js", Instant::now()));
+        assert_eq!(f.siblings.len(), 1);
+        assert_eq!(f.siblings[0].0, Encoding::Gzip);
+        assert_eq!(f.siblings[0].1.content_type, f.content_type);
+    }
 }

@@ -481,7 +481,7 @@ fn body_of(file: &CachedFile, range: std::ops::Range<u64>) -> std::io::Result<Bo
             bytes.slice(range.start as usize..range.end as usize),
         ));
     }
-    let opened = Rc::new(file.open()?);
+    let opened = file.open()?;
     Ok(Body::Chunks(vec![Chunk::File {
         file: opened,
         offset: range.start,
@@ -492,7 +492,7 @@ fn body_of(file: &CachedFile, range: std::ops::Range<u64>) -> std::io::Result<Bo
 fn multipart_body(file: &CachedFile, pieces: Vec<Piece>) -> std::io::Result<Body> {
     let opened = match &file.bytes {
         Some(_) => None,
-        None => Some(Rc::new(file.open()?)),
+        None => Some(file.open()?),
     };
     let chunks = pieces
         .into_iter()
