@@ -381,7 +381,6 @@ impl<S: Service> H1Connection<'_, S> {
                             self.write_bytes(bytes).await?;
                         }
                         Chunk::File { file, offset, len } => {
-                            self.flush().await?;
                             self.send_file(&file, offset, len).await?;
                         }
                     }
@@ -530,6 +529,20 @@ impl<S: Service> H1Connection<'_, S> {
             rustix::io::ioctl_fionbio(shards::sock_fd(&self.stream), true).map_err(|_| End::Io)?;
             self.nonblocking = true;
         }
+        // The head (and any responses before it) goes out with MSG_MORE, so the kernel sends it
+        // in the same segments as the file's first bytes instead of a packet of its own (what
+        // nginx gets from `tcp_nopush`).
+        let mut done = 0;
+        while done < self.wbuf.len() {
+            let flags = rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL;
+            match rustix::net::send(shards::sock_fd(&self.stream), &self.wbuf[done..], flags) {
+                Ok(n) => done += n,
+                Err(Errno::AGAIN) => self.wait_writable().await?,
+                Err(Errno::INTR) => {}
+                Err(_) => return Err(End::Io),
+            }
+        }
+        self.wbuf.clear();
         let mut pos = offset;
         let end = offset.saturating_add(len);
         let mut since_yield = 0usize;
