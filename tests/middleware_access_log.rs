@@ -201,3 +201,23 @@ fn lines_from_two_shards_never_interleave() {
         .collect();
     assert_eq!(ids.len(), CLIENTS * PER_CLIENT, "one line per request");
 }
+
+#[test]
+fn paths_with_quotes_backslashes_and_controls_stay_one_json_line() {
+    let server = start();
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Decoded: `"`, `\`, U+0001, and a multi-byte character around plain text, past 16 bytes.
+    s.write_all(b"GET /t/escape/q%22u%5Co%01te%C3%A9-and-more HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let raw = ResponseReader::new().read(&mut s, false).unwrap();
+    assert_eq!(raw.status, 404);
+    drop(s);
+    server.stop().unwrap();
+
+    // `lines_under` checks that every line of the file is one whole JSON object.
+    let lines = lines_under("/t/escape/");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["path"], "/t/escape/q\"u\\o\u{1}teé-and-more");
+    assert_eq!(lines[0]["status"], 404);
+}
