@@ -3,6 +3,7 @@
 #
 #   bench/static.sh                          # 3 interleaved rounds, prints a markdown table
 #   ROUNDS=5 DUR=10 SERVERS="percore nginx" bench/static.sh
+#   PERCORE_ARGS="--small-file-max 16KiB" CASES="64k" bench/static.sh   # extra flags for percore
 #
 # Cases: GET a 4 KiB, a 64 KiB and a 1 MiB file (wrk -t1 -c64, keep-alive), a 304
 # revalidation of the 4 KiB file (If-None-Match with its own ETag), and one 64 MiB file
@@ -39,7 +40,8 @@ mk small.bin 4096; mk 64k.bin 65536; mk medium.bin 1048576; mk huge.bin 67108864
 
 start() {
   case $1 in
-    percore) taskset -c "$SERVER_CPU" "$PERCORE_BIN" serve --shards 1 --no-pin --listen 127.0.0.1:${PORT[percore]} --root $W/www >$W/percore.log 2>&1 & ;;
+    # shellcheck disable=SC2086  # PERCORE_ARGS is a list of flags
+    percore) taskset -c "$SERVER_CPU" "$PERCORE_BIN" serve --shards 1 --no-pin --listen 127.0.0.1:${PORT[percore]} --root $W/www ${PERCORE_ARGS:-} >$W/percore.log 2>&1 & ;;
     nginx) taskset -c "$SERVER_CPU" nginx -p $W/nginx/ -c "$HERE/static/nginx.conf" >$W/nginx.log 2>&1 & ;;
     h2o) taskset -c "$SERVER_CPU" h2o -c "$HERE/static/h2o.conf" >$W/h2o.log 2>&1 & ;;
     caddy) GOMAXPROCS=1 XDG_CONFIG_HOME=$W/caddy XDG_DATA_HOME=$W/caddy taskset -c "$SERVER_CPU" caddy run --adapter caddyfile --config "$HERE/static/Caddyfile" >$W/caddy.log 2>&1 & ;;

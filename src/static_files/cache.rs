@@ -154,7 +154,9 @@ impl Default for FileCacheLimits {
         FileCacheLimits {
             max_entries: 10_000,
             max_bytes: 64 << 20,
-            small_file_max: 256 << 10,
+            // Above this, sendfile from a cached descriptor costs less CPU than copying the
+            // bytes from memory (64 KiB file: 19.3 vs 23.9 µs per request, bench/static.sh).
+            small_file_max: 16 << 10,
             max_open_files: 256,
         }
     }

@@ -358,6 +358,8 @@ impl StaticFiles {
     ) -> (Encoding, Repr) {
         let accept = req.headers().get_all("accept-encoding");
         let mut available: Vec<Encoding> = file.siblings.iter().map(|(e, _)| *e).collect();
+        // Files not held in memory are compressed too, up to what the compressed cache keeps
+        // (read once per version of the file; larger ones would be compressed per request).
         let on_the_fly = self.config.compress
             && compress::should_compress(
                 compressible,
@@ -366,7 +368,8 @@ impl StaticFiles {
                 false,
                 false,
             )
-            && file.bytes.is_some();
+            && (file.bytes.is_some()
+                || file.len <= self.compressed.borrow().max_entry_bytes() as u64);
         if on_the_fly {
             for e in [Encoding::Brotli, Encoding::Zstd, Encoding::Gzip] {
                 if !available.contains(&e) {
@@ -385,9 +388,6 @@ impl StaticFiles {
         if let Some((_, sibling)) = file.siblings.iter().find(|(e, _)| *e == chosen) {
             return (chosen, Repr::File(sibling.clone()));
         }
-        let Some(original) = &file.bytes else {
-            return (Encoding::Identity, Repr::File(file.clone()));
-        };
         let key = CacheKey {
             file: FileId::Path(Rc::from(file.path.as_path())),
             size: file.len,
@@ -397,6 +397,17 @@ impl StaticFiles {
         if let Some(bytes) = self.compressed.borrow_mut().get(&key) {
             return (chosen, Repr::Compressed(bytes));
         }
+        let read;
+        let original: &[u8] = match &file.bytes {
+            Some(bytes) => bytes,
+            None => match read_whole(file) {
+                Ok(bytes) => {
+                    read = bytes;
+                    &read
+                }
+                Err(_) => return (Encoding::Identity, Repr::File(file.clone())),
+            },
+        };
         match compress::compress(original, chosen, Level::DEFAULT) {
             Ok(bytes) => {
                 self.compressed.borrow_mut().insert(key, bytes.clone());
@@ -472,6 +483,16 @@ fn etag_suffix(encoding: Encoding) -> &'static str {
 enum Repr {
     File(Rc<CachedFile>),
     Compressed(Bytes),
+}
+
+/// The whole file, read from its descriptor (for compressing a file not held in memory). A
+/// length other than the cached one means it changed meanwhile: an error, so identity is sent.
+fn read_whole(file: &CachedFile) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let fd = file.open()?;
+    let mut buf = vec![0u8; usize::try_from(file.len).unwrap_or(usize::MAX)];
+    fd.read_exact_at(&mut buf, 0)?;
+    Ok(buf)
 }
 
 /// The body for `range` of `file`: a slice of the bytes in memory, or a range of the opened file.
