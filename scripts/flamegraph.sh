@@ -19,7 +19,8 @@
 # (same release profile) into $FP_TARGET, leaving target/ alone.
 # Knobs: CALLGRAPH=dwarf (perf --call-graph dwarf on the normal release binary
 # instead; bigger and slower), PERCORE_BIN=... (use this binary as is),
-# PORT (8099), CONNS (64), DEPTH (16), CHURN_EVERY (10), SERVER_CPU (1), CLIENT_CPU (0).
+# PORT (8099), CONNS (64), DEPTH (16), CHURN_EVERY (10), SERVER_CPU (1), CLIENT_CPU (0),
+# PERCORE_ARGS (extra `serve` flags) with NAME (the output's name instead of CASE).
 # Loopback only; the load is bounded in time; only processes this script
 # started are stopped, by PID.
 set -euo pipefail
@@ -42,6 +43,7 @@ CLIENT_CPU=${CLIENT_CPU:-0}
 CALLGRAPH=${CALLGRAPH:-fp}
 FP_TARGET=${FP_TARGET:-/tmp/percore-fp-target}
 OUT=$ROOT/flamegraphs
+NAME=${NAME:-$CASE}   # output file name (flamegraphs/NAME.svg), e.g. for a run with PERCORE_ARGS
 WORK=$(mktemp -d /tmp/percore-flame.XXXXXX)
 mkdir -p "$OUT"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -90,7 +92,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 if ss -Hltn "sport = :$PORT" | grep -q .; then echo "port $PORT is in use (PORT=...)" >&2; exit 1; fi
-SERVE=(taskset -c "$SERVER_CPU" "$BIN" serve --shards 1 --no-pin --listen "127.0.0.1:$PORT")
+# shellcheck disable=SC2206  # PERCORE_ARGS is a list of flags
+SERVE=(taskset -c "$SERVER_CPU" "$BIN" serve --shards 1 --no-pin --listen "127.0.0.1:$PORT" ${PERCORE_ARGS:-})
 (cd "$ROOT" && exec "${SERVE[@]}") >"$WORK/percore.log" 2>&1 &
 SPID=$!
 for _ in $(seq 1 100); do
@@ -128,11 +131,11 @@ inferno-collapse-perf --all <"$WORK/perf.script" >"$WORK/folded.txt"
 SAMPLES=$(awk '{n += $NF} END {print n + 0}' "$WORK/folded.txt")
 TITLE="percore, 1 shard on CPU $SERVER_CPU: $CASE ($(sed -n 's/^Requests\/sec: *//p' "$WORK/wrk.txt") req/s under perf)"
 inferno-flamegraph --title "$TITLE" --subtitle "perf record -e cpu-clock -F 999 ${PERF_CG[*]}, ${SECS}s, $SAMPLES samples" \
-  <"$WORK/folded.txt" >"$OUT/$CASE.svg"
+  <"$WORK/folded.txt" >"$OUT/$NAME.svg"
 
 q() { local a out=(); for a in "$@"; do a=${a//$ROOT\//}; [[ $a == *" "* ]] && a="'$a'"; out+=("$a"); done; echo "${out[*]}"; }
 {
-  echo "flamegraphs/$CASE.svg: percore CPU profile under the '$CASE' workload"
+  echo "flamegraphs/$NAME.svg: percore CPU profile under the '$CASE' workload${PERCORE_ARGS:+ (serve flags: $PERCORE_ARGS)}"
   echo
   echo "date (UTC):  $(date -u '+%Y-%m-%d %H:%M:%S')"
   echo "machine:     $(uname -r), $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) vCPUs"
@@ -144,10 +147,10 @@ q() { local a out=(); for a in "$@"; do a=${a//$ROOT\//}; [[ $a == *" "* ]] && a
   echo "server:      $(q "${SERVE[@]}")"
   echo "load:        $(q "${WRK[@]}")   # started 1 s before perf"
   echo "profile:     $(q "${PERF[@]}")"
-  echo "render:      perf script -F comm,pid,tid,time,event,ip,sym,dso | inferno-collapse-perf --all | inferno-flamegraph > flamegraphs/$CASE.svg"
+  echo "render:      perf script -F comm,pid,tid,time,event,ip,sym,dso | inferno-collapse-perf --all | inferno-flamegraph > flamegraphs/$NAME.svg"
   echo
   echo "wrk output (the whole run, perf attached for ${SECS}s of it):"
   sed 's/^/    /' "$WORK/wrk.txt"
-} >"$OUT/$CASE.txt"
+} >"$OUT/$NAME.txt"
 rm -rf "$WORK"
-log "wrote $OUT/$CASE.svg and $OUT/$CASE.txt ($SAMPLES samples)"
+log "wrote $OUT/$NAME.svg and $OUT/$NAME.txt ($SAMPLES samples)"
