@@ -4,6 +4,8 @@
 use std::ops::Range;
 use std::rc::Rc;
 
+use bytestring::ByteString;
+
 use crate::shard::ShardHandle;
 
 /// The path parameters of the matched route, in pattern order.
@@ -127,9 +129,12 @@ fn decode_reserved(raw: &str, out: &mut String) {
     out.push_str(rest);
 }
 
-/// The per-request context: path parameters, this shard's state `S`, and the shard.
+/// The per-request context: path parameters, the query string, this shard's state `S`, and the
+/// shard.
 pub struct Ctx<S = ()> {
     params: PathParams,
+    /// Shares the request's bytes (no copy); `None` without a `?`.
+    query: Option<ByteString>,
     state: Rc<S>,
     shard: ShardHandle,
 }
@@ -138,9 +143,26 @@ impl<S> Ctx<S> {
     pub(crate) fn new(params: PathParams, state: Rc<S>, shard: ShardHandle) -> Self {
         Ctx {
             params,
+            query: None,
             state,
             shard,
         }
+    }
+
+    pub(crate) fn with_query(mut self, query: Option<ByteString>) -> Self {
+        self.query = query;
+        self
+    }
+
+    /// The raw query string (after `?`, still percent-encoded), if any.
+    pub fn query_str(&self) -> Option<&str> {
+        self.query.as_deref()
+    }
+
+    /// The query string deserialised into `T` (400 if it does not fit; a missing query reads as
+    /// empty, so optional fields work). The same as [`crate::Request::query`].
+    pub fn query<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::error::Error> {
+        crate::extract::query(self.query_str().unwrap_or(""))
     }
 
     /// The decoded value of path parameter `name`, if the route has it.
@@ -193,6 +215,28 @@ mod tests {
             p.iter().collect::<Vec<_>>(),
             [("a", "x/y%z%41"), ("b", "plain")]
         );
+    }
+
+    #[test]
+    fn the_query_deserialises_from_the_context() {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            n: u32,
+        }
+        let cx = Ctx::new(
+            PathParams::default(),
+            Rc::new(()),
+            ShardHandle::standalone(),
+        )
+        .with_query(Some(ByteString::from_static("n=4&x=y")));
+        assert_eq!(cx.query::<Page>().unwrap().n, 4);
+        assert_eq!(cx.query_str(), Some("n=4&x=y"));
+        let none = Ctx::new(
+            PathParams::default(),
+            Rc::new(()),
+            ShardHandle::standalone(),
+        );
+        assert!(none.query::<Page>().is_err(), "n is required");
     }
 
     #[test]

@@ -47,6 +47,13 @@ fn app(shard: &percore::ShardHandle) -> App<Counter> {
             let q: Search = req.query()?;
             Ok::<_, Error>(format!("{} page {}", q.q, q.page.unwrap_or(1)))
         })
+        .get("/search-cx", |_req: Request, cx: Ctx<Counter>| {
+            let q = cx.query::<Search>();
+            async move {
+                let q = q?;
+                Ok::<_, Error>(format!("{} page {}", q.q, q.page.unwrap_or(1)))
+            }
+        })
         .get("/count", |_req: Request, cx: Ctx<Counter>| {
             let n = cx.state().0.get() + 1;
             cx.state().0.set(n);

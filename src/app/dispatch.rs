@@ -122,7 +122,7 @@ impl<S: 'static> Endpoint for Routes<S> {
         };
         match route.methods.lookup(req.method()) {
             MethodMatch::Handler(entry) => {
-                let cx = self.cx(params);
+                let cx = self.cx(params).with_query(req.target().query_shared());
                 match &entry.layers {
                     None => entry.handler.call(req, cx),
                     Some(layers) => {

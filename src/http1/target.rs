@@ -172,6 +172,12 @@ impl Target {
         Some(self.raw.get(range).unwrap_or_default())
     }
 
+    /// The query as an owned string sharing this target's bytes (a reference count, no copy).
+    pub fn query_shared(&self) -> Option<ByteString> {
+        let query = self.query()?;
+        Some(self.raw.slice_ref(query))
+    }
+
     /// The authority of an absolute-form or authority-form target.
     pub fn authority(&self) -> Option<&str> {
         let range = self.authority.clone()?;
