@@ -366,12 +366,13 @@ fn vary_origin_is_added_beside_the_handlers_vary() {
 }
 
 #[test]
-fn requests_without_origin_pass_through_untouched() {
+fn requests_without_origin_get_no_cors_headers_but_vary_on_origin() {
     let server = server(listed());
     let res = get(&server, "/items", None);
     assert_eq!(res.status(), 200);
     assert!(cors_header_names(&res).is_empty());
-    assert!(vary_tokens(&res).is_empty());
+    // The answer depends on the origin (a list), so caches must key on it (Fetch).
+    assert_eq!(vary_tokens(&res), ["origin"]);
     // An OPTIONS without Origin is the app's business, not a preflight.
     let res = client()
         .request(reqwest::Method::OPTIONS, server.url("/items"))

@@ -43,6 +43,10 @@
 //!   `Origin` (without it the request would have gone to the routes),
 //!   `Access-Control-Request-Method` and `Access-Control-Request-Headers`.
 //!
+//! Requests without `Origin` get no CORS headers, but do get `Vary: Origin` when the answer
+//! depends on the origin (Fetch, "CORS protocol and HTTP caches"), so a shared cache never
+//! serves their response to a cross-origin request.
+//!
 //! Add it app-wide with [`App::layer`](crate::App::layer), or to a group with
 //! [`Group::layer`](crate::Group::layer): a group's layers also wrap the router's own answers for
 //! the group's paths (the OPTIONS 204 and the 405), so its preflights reach it.
@@ -356,7 +360,14 @@ impl Cors {
 impl Middleware for Cors {
     async fn handle(&self, req: Request, next: Next<'_>) -> Response {
         let Some(origin) = req.headers().get("origin") else {
-            return next.run(req).await;
+            // Fetch, "CORS protocol and HTTP caches": when the answer depends on the origin, a
+            // response to a request *without* Origin must say `Vary: Origin` too, or a cache
+            // would hand it (without CORS headers) to a later cross-origin request.
+            let mut res = next.run(req).await;
+            if self.varies_on_origin() {
+                append_vary_origin(res.headers_mut());
+            }
+            return res;
         };
         // Fetch #cors-preflight-request: OPTIONS with Origin and Access-Control-Request-Method.
         if req.method() == Method::OPTIONS
@@ -563,7 +574,7 @@ mod tests {
         Access-Control-Request-Method: PUT\r\n\r\n";
 
     #[test]
-    fn requests_without_origin_pass_through_untouched() {
+    fn requests_without_origin_get_no_cors_headers_but_vary_on_origin() {
         let handler = Handler::default();
         let res = run_with(
             config(&["https://app.example"]),
@@ -571,6 +582,15 @@ mod tests {
             "GET /items HTTP/1.1\r\n\r\n",
         );
         assert_eq!(handler.calls.get(), 1);
+        assert!(!has_cors_headers(&res));
+        assert_eq!(varies(&res), ["origin"]);
+    }
+
+    #[test]
+    fn requests_without_origin_need_no_vary_when_any_origin_gets_a_wildcard() {
+        let mut any = config(&[]);
+        any.allowed_origins = AllowedOrigins::Any;
+        let res = run(any, "GET /items HTTP/1.1\r\n\r\n");
         assert!(!has_cors_headers(&res));
         assert!(res.headers().get(VARY).is_none());
     }
