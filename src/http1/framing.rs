@@ -6,6 +6,7 @@
 //! `HeadFacts::finish` then applies §6.3 in order. Nothing here reads a socket: `BodyDecoder`
 //! only ever looks at the `BytesMut` it is given.
 
+use super::headers::trim_ows;
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 
@@ -100,16 +101,6 @@ fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .split(|&b| b == b',')
         .map(trim_ows)
         .filter(|e| !e.is_empty())
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 impl HeadFacts {

@@ -247,6 +247,21 @@ impl fmt::Debug for Headers {
     }
 }
 
+/// A field value without the optional whitespace around it (RFC 9110 §5.6.3: `OWS = *( SP /
+/// HTAB )`), as list elements and parameters are read. Our parser already trims each whole field
+/// line; this is for the pieces of a list (`a, b ; q=0.5`).
+pub fn trim_ows(value: &[u8]) -> &[u8] {
+    let start = value
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |last| last + 1);
+    &value[start..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,8 +21,8 @@ pub use error::ParseError;
 pub use framing::{BodyDecoder, BodyEvent, Framing};
 #[doc(hidden)]
 pub use fuzz::fuzz_drive;
-pub use headers::Headers;
-pub use parse::{HeadParser, RequestHead};
+pub use headers::{trim_ows, Headers};
+pub use parse::{is_token, HeadParser, RequestHead};
 pub use target::{Target, TargetForm};
 pub use write::{
     body_allowed, write_chunk, write_last_chunk, write_response_head, BodyKind, ResponseMeta,

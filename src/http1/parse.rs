@@ -48,7 +48,8 @@ static TOKEN: [bool; 256] = byte_class(b"!#$%&'*+-.^_`|~", true);
 /// brackets, an IPv4 address, or a reg-name of unreserved, pct-encoded and sub-delims.
 static HOST_BYTE: [bool; 256] = byte_class(b"-._~!$&'()*+,;=%:[]", true);
 
-pub(crate) fn is_token(s: &[u8]) -> bool {
+/// Whether `s` is a `token` (RFC 9110 §5.6.2): one or more `tchar`.
+pub fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| TOKEN[usize::from(b)])
 }
 

@@ -7,6 +7,7 @@
 //! the leftmost one. This module owns the parsing of those headers and of the trusted list; it
 //! keeps no state and never allocates on the request path.
 
+use crate::http1::trim_ows;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
@@ -275,14 +276,6 @@ impl<'t> RightmostUntrusted<'t> {
             None => self.first.unwrap_or(self.peer),
         }
     }
-}
-
-/// Optional whitespace around list elements (RFC 9110 §5.6.3).
-fn trim_ows(s: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = s.iter().position(|b| !is_ows(b)).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !is_ows(b)).map_or(start, |e| e + 1);
-    &s[start..end]
 }
 
 /// A node as proxies write it: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]`,

@@ -51,6 +51,7 @@
 //! [`Group::layer`](crate::Group::layer): a group's layers also wrap the router's own answers for
 //! the group's paths (the OPTIONS 204 and the 405), so its preflights reach it.
 
+use crate::http1::trim_ows;
 use std::time::Duration;
 
 use http::header::{
@@ -414,19 +415,6 @@ fn join<'a>(items: impl Iterator<Item = &'a str>) -> Option<HeaderValue> {
     }
     // Method names and header names are tokens: always a valid header value.
     HeaderValue::from_str(&joined).ok()
-}
-
-/// Without the optional whitespace around list elements (RFC 9110 §5.6.1).
-fn trim_ows(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |i| i + 1);
-    &s[start..end]
 }
 
 /// `origin` in the form a browser sends it in `Origin` (HTML's ASCII serialization of an

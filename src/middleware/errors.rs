@@ -7,7 +7,7 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 
 use super::{Middleware, Next};
 use crate::error::ErrorInfo;
-use crate::response::{APPLICATION_JSON, TEXT_HTML};
+use crate::response::{escape_html, APPLICATION_JSON, TEXT_HTML};
 use crate::service::{Body, Request, Response};
 
 /// The error-page layer.
@@ -91,19 +91,6 @@ fn parse_q(q: &str) -> u16 {
         "0" => thousandths,
         "1" if thousandths == 0 => 1000,
         _ => 0,
-    }
-}
-
-fn escape_html(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
     }
 }
 

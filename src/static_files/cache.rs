@@ -35,9 +35,11 @@ pub struct CachedFile {
     /// Canonical path, opened per request for large files.
     pub path: PathBuf,
     pub len: u64,
-    dev: u64,
-    ino: u64,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
     mtime_ns: i128,
+    /// The modification time at full resolution (the validators keep whole seconds).
+    pub(crate) modified: std::time::SystemTime,
     pub validators: Validators,
     pub content_type: HeaderValue,
     /// The whole file when it is small: served from memory.
@@ -107,6 +109,7 @@ impl CachedFile {
             dev: meta.dev(),
             ino: meta.ino(),
             mtime_ns: mtime_ns(meta),
+            modified: meta.modified()?,
             validators: Validators::from_metadata(meta),
             bytes,
             fd,

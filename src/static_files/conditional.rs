@@ -12,6 +12,7 @@
 //! The common path (no conditional header) allocates nothing and parses nothing: every field is
 //! looked at only when present.
 
+use crate::http1::trim_ows;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -416,18 +417,6 @@ impl<'a> Iterator for EntityTagList<'a> {
 /// RFC 9110 §8.8.3: `etagc = %x21 / %x23-7E / obs-text`.
 fn is_etagc(b: u8) -> bool {
     b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80
-}
-
-fn trim_ows(value: &[u8]) -> &[u8] {
-    let start = value
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |last| last + 1);
-    value.get(start..end).unwrap_or_default()
 }
 
 /// Seconds since the epoch of an HTTP-date in any of the three formats recipients must accept

@@ -30,7 +30,7 @@ use super::range::{
 use super::resolve::{relative_path, FollowSymlinks, PathFlags, RelativePath, ResolveOptions};
 use crate::context::Ctx;
 use crate::handler::Handler;
-use crate::response::IntoResponse;
+use crate::response::{escape_html, IntoResponse};
 use crate::service::{response, Body, Chunk, Request, Response};
 use crate::shard::LocalBoxFuture;
 
@@ -357,7 +357,6 @@ impl StaticFiles {
         compressible: bool,
     ) -> (Encoding, Repr) {
         let accept = req.headers().get_all("accept-encoding");
-        let mut available: Vec<Encoding> = file.siblings.iter().map(|(e, _)| *e).collect();
         // Files not held in memory are compressed too, up to what the compressed cache keeps
         // (read once per version of the file; larger ones would be compressed per request).
         let on_the_fly = self.config.compress
@@ -370,18 +369,28 @@ impl StaticFiles {
             )
             && (file.bytes.is_some()
                 || file.len <= self.compressed.borrow().max_entry_bytes() as u64);
-        if on_the_fly {
-            for e in [Encoding::Brotli, Encoding::Zstd, Encoding::Gzip] {
-                if !available.contains(&e) {
-                    available.push(e);
-                }
-            }
-        }
-        if available.is_empty() {
+        // The candidates, on the stack: every coding when compressing on the fly (siblings are
+        // among them), else the siblings found on disk, plus identity.
+        const ALL: [Encoding; 4] = [
+            Encoding::Brotli,
+            Encoding::Zstd,
+            Encoding::Gzip,
+            Encoding::Identity,
+        ];
+        let mut found = [Encoding::Identity; 4];
+        let available: &[Encoding] = if on_the_fly {
+            &ALL
+        } else if file.siblings.is_empty() {
             return (Encoding::Identity, Repr::File(file.clone()));
-        }
-        available.push(Encoding::Identity);
-        let chosen = choose_encoding(accept, &available).unwrap_or(Encoding::Identity);
+        } else {
+            // At most one sibling per coding, so at most three before identity.
+            let n = file.siblings.len().min(3);
+            for (slot, (encoding, _)) in found.iter_mut().zip(&file.siblings[..n]) {
+                *slot = *encoding;
+            }
+            &found[..=n]
+        };
+        let chosen = choose_encoding(accept, available).unwrap_or(Encoding::Identity);
         if chosen == Encoding::Identity {
             return (Encoding::Identity, Repr::File(file.clone()));
         }
@@ -389,9 +398,14 @@ impl StaticFiles {
             return (chosen, Repr::File(sibling.clone()));
         }
         let key = CacheKey {
-            file: FileId::Path(Rc::from(file.path.as_path())),
+            // Inode and nanosecond mtime: no allocation per lookup, and a file rewritten within
+            // the second (the validators' resolution) still gets a fresh compressed copy.
+            file: FileId::Inode {
+                dev: file.dev,
+                ino: file.ino,
+            },
             size: file.len,
-            mtime: file.validators.last_modified(),
+            mtime: file.modified,
             encoding: chosen,
         };
         if let Some(bytes) = self.compressed.borrow_mut().get(&key) {
@@ -435,7 +449,8 @@ impl StaticFiles {
             })
             .collect();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let title = escape_html(req.path());
+        let mut title = String::new();
+        escape_html(req.path(), &mut title);
         let mut html = String::with_capacity(256 + rows.len() * 128);
         let _ = write!(
             html,
@@ -453,11 +468,9 @@ impl StaticFiles {
                 len.to_string()
             };
             let date = modified.map(httpdate::fmt_http_date).unwrap_or_default();
-            let _ = writeln!(
-                html,
-                "<tr><td><a href=\"{href}{slash}\">{}{slash}</a></td><td>{size}</td><td>{date}</td></tr>",
-                escape_html(&name)
-            );
+            let _ = write!(html, "<tr><td><a href=\"{href}{slash}\">");
+            escape_html(&name, &mut html);
+            let _ = writeln!(html, "{slash}</a></td><td>{size}</td><td>{date}</td></tr>");
         }
         html.push_str("</table>\n</body></html>\n");
         let mut res = response(html);
@@ -577,21 +590,6 @@ fn join_rel(dir: &str, name: &str) -> String {
     }
     joined.push_str(name);
     joined
-}
-
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A file name as one URL path segment (RFC 3986 §3.3): unreserved bytes as they are, the rest

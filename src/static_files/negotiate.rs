@@ -6,6 +6,7 @@
 //! not look for precompressed files, compress anything, or write `Vary` (the caller adds
 //! `Vary: Accept-Encoding` to every response whose coding could have differed, RFC 9110 §12.5.5).
 
+use crate::http1::{is_token, trim_ows};
 use http::HeaderValue;
 
 /// A content coding (RFC 9110 §8.4.1) that the server can produce.
@@ -214,7 +215,7 @@ fn parse_element(element: &[u8]) -> Option<(Coding, Weight)> {
         Some(i) => (trim_ows(&element[..i]), Some(&element[i + 1..])),
         None => (element, None),
     };
-    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+    if !is_token(name) {
         return None;
     }
     let q = match rest {
@@ -269,39 +270,6 @@ fn parse_qvalue(value: &[u8]) -> Option<Weight> {
         b'1' if thousandths == 0 => Some(Q_MAX),
         _ => None,
     }
-}
-
-/// Strips optional whitespace (`OWS = *( SP / HTAB )`, RFC 9110 §5.6.3) from both ends.
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
-/// `tchar` (RFC 9110 §5.6.2).
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! The single-range case (the one video players and download resumers send) allocates nothing
 //! until the `Content-Range` header value is made.
 
+use crate::http1::{is_token, trim_ows};
 use std::cell::Cell;
 use std::hash::{BuildHasher, RandomState};
 use std::ops::Range;
@@ -73,7 +74,7 @@ pub fn parse_range(header: &[u8]) -> Result<RangeSpec<'_>, RangeError> {
         header.get(..eq).unwrap_or_default(),
         header.get(eq + 1..).unwrap_or_default(),
     );
-    if unit.is_empty() || !unit.iter().all(|&b| is_tchar(b)) {
+    if !is_token(unit) {
         return Err(RangeError::Malformed);
     }
     // RFC 9110 §14.1: range units are compared case-insensitively.
@@ -498,23 +499,6 @@ fn next_boundary() -> [u8; BOUNDARY_LEN] {
         *byte = b"0123456789abcdef"[nibble as usize];
     }
     out
-}
-
-/// RFC 9110 §5.6.2 `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn trim_ows(value: &[u8]) -> &[u8] {
-    let start = value
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |last| last + 1);
-    value.get(start..end).unwrap_or_default()
 }
 
 #[cfg(test)]
