@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use http::{HeaderName, HeaderValue, Method};
 
-use crate::config::{MiddlewareConfig, ServeConfig, Timeouts, DEFAULT_PIPELINE_BATCH};
+use crate::config::{H2Config, MiddlewareConfig, ServeConfig, Timeouts, DEFAULT_PIPELINE_BATCH};
 use crate::http1::Limits;
 use crate::logging::AccessLogTarget;
 use crate::middleware::{
@@ -22,6 +22,7 @@ use crate::middleware::{
 use crate::static_files::cache::FileCacheLimits;
 use crate::static_files::resolve::{canonical_root, FollowSymlinks};
 use crate::static_files::{StaticConfig, StaticFiles};
+use crate::tls::{CertSource, TlsConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -110,6 +111,62 @@ pub struct ServeArgs {
     /// Pipelined requests answered per read before the connection yields to others.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PIPELINE_BATCH, value_parser = parse_batch)]
     pub pipeline_batch: usize,
+
+    /// Address to serve HTTPS on (same forms as --listen). Repeat for more. Without --cert, a
+    /// self-signed development certificate for localhost is made at start-up.
+    #[arg(long = "tls-listen", value_name = "ADDR", value_parser = parse_listen)]
+    pub tls_listen: Vec<SocketAddr>,
+
+    /// PEM certificate chain (leaf first) for the TLS listeners; reloaded on SIGHUP.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC) of --cert; reloaded on SIGHUP.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Write the self-signed development certificate (made when --cert is absent) to FILE, for
+    /// clients to trust (`curl --cacert FILE`).
+    #[arg(long, value_name = "FILE", conflicts_with = "cert")]
+    pub dev_cert_out: Option<PathBuf>,
+
+    /// The plain listeners answer every request with a 308 to the same URL over HTTPS.
+    #[arg(long)]
+    pub redirect_https: bool,
+
+    /// TLS sessions each shard keeps for resumption by session ID (tickets need none).
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub tls_session_cache: usize,
+
+    /// Turn HTTP/2 off: no `h2` in ALPN, no prior-knowledge h2c on plain listeners.
+    #[arg(long)]
+    pub no_h2: bool,
+
+    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub h2_max_streams: u32,
+
+    /// HTTP/2 initial stream window (bytes a client may send on a stream before we read them).
+    #[arg(long, value_name = "BYTES", default_value = "256KiB", value_parser = parse_size)]
+    pub h2_initial_window: u64,
+
+    /// HTTP/2 receive window of a whole connection.
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_size)]
+    pub h2_connection_window: u64,
+
+    /// HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE (decoded header bytes per request).
+    #[arg(long, value_name = "BYTES", default_value = "64KiB", value_parser = parse_size)]
+    pub h2_max_header_list: u64,
+
+    /// Streams a client may reset before we accept them, at once, before its connection is
+    /// closed with ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub h2_max_pending_resets: usize,
+
+    /// Streams we may have to reset for a client's protocol errors before its connection is
+    /// closed with ENHANCE_YOUR_CALM ("MadeYouReset", CVE-2025-8671).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub h2_max_error_resets: usize,
 
     /// Directory served at `/` for every path no route takes (the bundled site by default).
     #[arg(long, value_name = "DIR", default_value = "site/public")]
@@ -334,7 +391,7 @@ impl ServeArgs {
             }
             mounts.push(self.static_config("--mount", prefix, &PathBuf::from(dir))?);
         }
-        let mut config = ServeConfig::new(self.listen);
+        let mut config = ServeConfig::new(self.listen.clone());
         config.root = self.root.clone();
         config.site = Some(site);
         config.mounts = mounts;
@@ -351,6 +408,8 @@ impl ServeArgs {
         };
         config.max_pipeline_batch = self.pipeline_batch;
         config.middleware = middleware;
+        config.h2 = self.h2_config()?;
+        config.tls = self.tls_config();
         let rt = &mut config.runtime;
         rt.shards = self.shards;
         rt.pin = !self.no_pin;
@@ -362,6 +421,48 @@ impl ServeArgs {
         rt.grace = self.grace;
         rt.handle_signals = true;
         Ok(config)
+    }
+
+    fn h2_config(&self) -> Result<H2Config, FlagError> {
+        // RFC 9113 §6.5.2 / §6.9.1: windows are at most 2^31-1; below 65,535 a client stalls.
+        let window = |flag: &'static str, bytes: u64| match u32::try_from(bytes) {
+            Ok(w) if (65_535..=0x7fff_ffff).contains(&w) => Ok(w),
+            _ => Err(flag_err(flag, "must be between 65535 and 2147483647 bytes")),
+        };
+        if self.h2_max_streams == 0 {
+            return Err(flag_err("--h2-max-streams", "must be at least 1"));
+        }
+        Ok(H2Config {
+            enabled: !self.no_h2,
+            max_concurrent_streams: self.h2_max_streams,
+            initial_window: window("--h2-initial-window", self.h2_initial_window)?,
+            connection_window: window("--h2-connection-window", self.h2_connection_window)?,
+            max_header_list_size: u32::try_from(self.h2_max_header_list)
+                .map_err(|_| flag_err("--h2-max-header-list", "must be below 4 GiB"))?,
+            max_pending_accept_reset_streams: self.h2_max_pending_resets,
+            max_local_error_reset_streams: self.h2_max_error_resets,
+            ..H2Config::default()
+        })
+    }
+
+    fn tls_config(&self) -> Option<TlsConfig> {
+        if self.tls_listen.is_empty() {
+            return None;
+        }
+        let cert = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => CertSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => CertSource::SelfSigned {
+                write_pem: self.dev_cert_out.clone(),
+            },
+        };
+        let mut tls = TlsConfig::new(self.tls_listen.clone(), cert);
+        tls.h2 = !self.no_h2;
+        tls.session_cache = self.tls_session_cache;
+        tls.redirect_plain = self.redirect_https;
+        Some(tls)
     }
 
     /// A static mount's configuration from the shared flags, its root checked now.

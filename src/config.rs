@@ -52,6 +52,10 @@ pub struct ServeConfig {
     pub runtime: shards::Config,
     /// Which middleware the built-in app runs.
     pub middleware: MiddlewareConfig,
+    /// HTTP/2: on TLS through ALPN, on cleartext by prior knowledge.
+    pub h2: H2Config,
+    /// TLS listeners (`--tls-listen`), if any.
+    pub tls: Option<crate::tls::TlsConfig>,
     /// Called on every shard once a second, on the shard's thread (the binary uses it to let its
     /// allocator return freed memory to the OS; see `main.rs`).
     pub shard_tick_hook: Option<fn()>,
@@ -74,6 +78,51 @@ impl ServeConfig {
             max_pipeline_batch: DEFAULT_PIPELINE_BATCH,
             shard_tick_hook: None,
             middleware: MiddlewareConfig::default(),
+            h2: H2Config::default(),
+            tls: None,
+        }
+    }
+}
+
+/// HTTP/2 settings (RFC 9113 §6.5.2) and the limits that keep one connection from taking more
+/// than its share. Defaults follow nginx and h2o where they agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct H2Config {
+    /// `false` (`--no-h2`): HTTP/1.1 only (no `h2` in ALPN, no prior-knowledge h2c).
+    pub enabled: bool,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS.
+    pub max_concurrent_streams: u32,
+    /// SETTINGS_INITIAL_WINDOW_SIZE: what a client may send on one stream before we read it.
+    pub initial_window: u32,
+    /// The connection's receive window (all streams together).
+    pub connection_window: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE (decoded size, RFC 9113 §6.5.2).
+    pub max_header_list_size: u32,
+    /// Streams the client opened and cancelled before we accepted them, allowed at once
+    /// (CVE-2023-44487, rapid reset); over it: GOAWAY ENHANCE_YOUR_CALM.
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams we had to reset because of the client's protocol errors, allowed per connection
+    /// (CVE-2025-8671, "MadeYouReset"); over it: GOAWAY ENHANCE_YOUR_CALM.
+    pub max_local_error_reset_streams: usize,
+    /// Response bytes queued per stream (h2's send buffer): what one stream may hold in memory.
+    pub max_send_buffer: usize,
+    /// Streams of one connection sending a large body at the same time; the others wait their
+    /// turn, so 100 concurrent downloads on a connection hold a few buffers, not 100.
+    pub max_sending_streams: usize,
+}
+
+impl Default for H2Config {
+    fn default() -> Self {
+        H2Config {
+            enabled: true,
+            max_concurrent_streams: 256,
+            initial_window: 256 * 1024,
+            connection_window: 1024 * 1024,
+            max_header_list_size: 64 * 1024,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 1024,
+            max_send_buffer: 64 * 1024,
+            max_sending_streams: 4,
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod shard;
 pub mod static_files;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 
 pub use app::{App, Group, TrailingSlash};
 pub use context::Ctx;

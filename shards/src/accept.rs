@@ -177,6 +177,8 @@ pub(crate) struct AcceptLoop<H> {
     pub(crate) shard: ShardId,
     pub(crate) listener: TcpListener,
     pub(crate) addr: SocketAddr,
+    /// This listener's index in `Config::listen`, passed to the handler.
+    pub(crate) index: usize,
     pub(crate) handler: Rc<H>,
     pub(crate) conns: Rc<ConnTracker>,
     pub(crate) shutdown: Shutdown,
@@ -184,7 +186,7 @@ pub(crate) struct AcceptLoop<H> {
 
 impl<H, HF> AcceptLoop<H>
 where
-    H: Fn(monoio::net::TcpStream, SocketAddr) -> HF + 'static,
+    H: Fn(monoio::net::TcpStream, SocketAddr, usize) -> HF + 'static,
     HF: Future<Output = ()> + 'static,
 {
     /// Accepts until shutdown, then returns, dropping (closing) the listener.
@@ -193,6 +195,7 @@ where
             shard,
             listener,
             addr,
+            index,
             handler,
             conns,
             shutdown,
@@ -243,7 +246,7 @@ where
                     }
                     let guard = ConnGuard::new(conns.clone());
                     monoio::spawn(Guarded {
-                        conn: handler(stream, peer),
+                        conn: handler(stream, peer, index),
                         _guard: guard,
                     });
                 }

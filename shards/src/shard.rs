@@ -69,27 +69,31 @@ impl<M, R> Shard<M, R> {
         self.conns.open()
     }
 
-    /// Accepts on every listener of this shard and runs `handler(stream, peer)` in a task per
-    /// connection (`TCP_NODELAY` already set). Returns after shutdown: the listeners are closed at
+    /// Accepts on every listener of this shard and runs `handler(stream, peer, listener)` in a
+    /// task per connection (`TCP_NODELAY` already set); `listener` is the index of the accepting
+    /// address in `Config::listen`, so one server can treat its listeners differently (plain,
+    /// TLS, redirect). Returns after shutdown: the listeners are closed at
     /// once, then it waits until every connection task has finished or `Config::grace` has
     /// passed. Tasks still running then are dropped with the runtime when `shard_main` returns.
     ///
     /// Listeners are taken by the first call; a second call only waits for shutdown.
     pub async fn serve<H, HF>(&self, handler: H)
     where
-        H: Fn(monoio::net::TcpStream, SocketAddr) -> HF + 'static,
+        H: Fn(monoio::net::TcpStream, SocketAddr, usize) -> HF + 'static,
         HF: Future<Output = ()> + 'static,
     {
         let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
         let handler = Rc::new(handler);
         let loops: Vec<_> = listeners
             .into_iter()
-            .map(|(listener, addr)| {
+            .enumerate()
+            .map(|(index, (listener, addr))| {
                 monoio::spawn(
                     AcceptLoop {
                         shard: self.id,
                         listener,
                         addr,
+                        index,
                         handler: handler.clone(),
                         conns: self.conns.clone(),
                         shutdown: self.shutdown.clone(),

@@ -238,7 +238,7 @@ fn port_zero_gives_every_shard_the_same_port_and_both_accept() {
             tx.send(shard.local_addrs()[0]).expect("test waits");
             let id = shard.id() as u8;
             shard
-                .serve(move |mut s, _peer| async move {
+                .serve(move |mut s, _peer, _listener| async move {
                     let _ = s.write_all(vec![id]).await;
                 })
                 .await;
@@ -283,7 +283,7 @@ fn accept_pauses_at_the_connection_limit_and_resumes_when_one_closes() {
         async move {
             let now = Rc::new(Cell::new(0usize));
             shard
-                .serve(move |mut stream, _peer| {
+                .serve(move |mut stream, _peer, _listener| {
                     let (now, max_seen, served) = (now.clone(), max_seen.clone(), served.clone());
                     async move {
                         now.set(now.get() + 1);
@@ -348,7 +348,7 @@ fn shutdown_waits_for_a_connection_in_progress() {
         let started_tx = started_tx.clone();
         async move {
             shard
-                .serve(move |mut s, _peer| {
+                .serve(move |mut s, _peer, _listener| {
                     let started_tx = started_tx.clone();
                     async move {
                         let _ = started_tx.send(());
@@ -387,7 +387,7 @@ fn shutdown_gives_up_on_connections_after_the_grace_period() {
         let started_tx = started_tx.clone();
         async move {
             shard
-                .serve(move |mut s, _peer| {
+                .serve(move |mut s, _peer, _listener| {
                     let started_tx = started_tx.clone();
                     async move {
                         let _ = started_tx.send(());
@@ -425,7 +425,7 @@ fn shutdown_closes_the_listeners_at_once() {
         async move {
             let sd = shard.shutdown();
             shard
-                .serve(move |mut s, _peer| async move {
+                .serve(move |mut s, _peer, _listener| async move {
                     // Held until the client closes.
                     let _ = s.read(vec![0u8; 16]).await;
                 })
@@ -469,7 +469,7 @@ fn serve_one_with(driver: DriverChoice) -> Result<DriverKind, Error> {
         async move {
             let _ = tx.send(shard.driver());
             shard
-                .serve(|mut s, _peer| async move {
+                .serve(|mut s, _peer, _listener| async move {
                     let _ = s.write_all(b"ok".to_vec()).await;
                 })
                 .await;
@@ -646,7 +646,7 @@ fn signal_child_run_stops_on_sigterm() {
         let tx = tx.clone();
         async move {
             let _ = tx.send(());
-            shard.serve(|_s, _peer| async {}).await;
+            shard.serve(|_s, _peer, _listener| async {}).await;
         }
     })
     .expect("run returns Ok after SIGTERM");

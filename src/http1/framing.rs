@@ -245,7 +245,7 @@ impl HeadFacts {
 
         // RFC 9112 §9.3: HTTP/1.1 is persistent unless "close"; HTTP/1.0 only with "keep-alive".
         let keep_alive = match version {
-            Version::Http11 => !self.connection_close,
+            Version::Http11 | Version::Http2 => !self.connection_close,
             Version::Http10 => self.connection_keep_alive && !self.connection_close,
         };
         Ok(HeadDecision {

@@ -210,6 +210,38 @@ impl Headers {
         })
     }
 
+    /// Fields received in another framing (HTTP/2's HPACK, already checked by the `http` crate's
+    /// types against the same rules), copied into one section so the rest of the server sees one
+    /// request type. `host` first, when given (HTTP/2's `:authority`, RFC 9113 §8.3.1).
+    /// `None` if the fields are too large to index (over 4 GiB).
+    pub fn from_fields<'a>(
+        host: Option<&[u8]>,
+        fields: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+    ) -> Option<Headers> {
+        let mut section = Vec::new();
+        let mut ranges = Vec::with_capacity(fields.size_hint().0 + usize::from(host.is_some()));
+        let mut push = |name: &[u8], value: &[u8]| {
+            let name_start = section.len();
+            section.extend_from_slice(name);
+            let value_start = section.len() + 2;
+            section.extend_from_slice(b": ");
+            section.extend_from_slice(value);
+            section.extend_from_slice(b"\r\n");
+            ranges.push(Field::new(
+                name_start..name_start + name.len(),
+                value_start..value_start + value.len(),
+            ));
+        };
+        if let Some(host) = host {
+            push(b"host", host);
+        }
+        for (name, value) in fields {
+            push(name.as_str().as_bytes(), value.as_bytes());
+        }
+        let fields = ranges.into_iter().collect::<Option<Vec<Field>>>()?;
+        Some(Headers::new(Bytes::from(section), fields))
+    }
+
     /// The fields as an `http::HeaderMap` (names lowercased, values zero-copy slices of the
     /// head), for code that needs the `http` crate's type. Allocates: not for the hot path.
     pub fn to_header_map(&self) -> HeaderMap {

@@ -35,11 +35,13 @@ pub enum Status<T> {
     Partial,
 }
 
-/// HTTP version of a request. Anything other than 1.0 and 1.1 is rejected with 505.
+/// HTTP version of a request. The HTTP/1.1 parser rejects anything other than 1.0 and 1.1 with
+/// 505; `Http2` marks requests that came over HTTP/2 (RFC 9113), which this module never parses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     Http10,
     Http11,
+    Http2,
 }
 
 /// Size limits enforced while parsing. Every limit maps to one status code (see `ParseError`).

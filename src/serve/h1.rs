@@ -14,20 +14,17 @@ use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
-use http::header::CONNECTION;
-use http::{HeaderMap, Method, StatusCode};
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent};
-use monoio::net::TcpStream;
-
 use super::registry::{CancelReason, SlotGuard};
 use super::shard::{ShardCtx, READ_BUF_SIZE};
+use super::transport::Transport;
 use crate::http1::{
     body_allowed, write_response_head, BodyDecoder, BodyEvent, BodyKind, Framing, HeadParser,
     Headers, ParseError, RequestHead, ResponseMeta, Status, Version,
 };
 use crate::service::{Body, Chunk, Request, RequestParts, Response, Service};
+use bytes::{Bytes, BytesMut};
+use http::header::CONNECTION;
+use http::{HeaderMap, Method, StatusCode};
 
 /// Below this much free space the read buffer grows (or is compacted) before the next read.
 const MIN_READ_SPACE: usize = 1024;
@@ -40,6 +37,13 @@ enum LargeBody {
     Bytes(Bytes),
     Chunks(Vec<Chunk>),
 }
+
+/// The start of the HTTP/2 connection preface (RFC 9113 §3.4) as an HTTP/1.1 parser sees it: a
+/// request line and an empty line. On a cleartext listener it means "prior knowledge" h2c.
+const H2_PREFACE_HEAD: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
+
+/// Bytes read from a file per write when the transport must see them (TLS).
+const COPY_CHUNK: usize = 64 * 1024;
 
 /// Most bytes one `sendfile` call moves; the connection yields to others on its shard after
 /// each such amount (an uncapped call moved 64 MiB in one go, holding the shard for 40 ms).
@@ -101,19 +105,42 @@ enum Flow {
     Linger,
 }
 
-/// Serve one accepted HTTP/1.1 connection until it closes.
-pub(crate) async fn serve_h1<S: Service>(
-    stream: TcpStream,
+/// How an HTTP/1.1 connection ended.
+pub(crate) enum H1Exit<T> {
+    Closed,
+    /// The client opened with the HTTP/2 preface (only where `h2c` was allowed): the stream and
+    /// every byte read so far, preface included, for the HTTP/2 server to take over.
+    Http2 {
+        stream: T,
+        read: BytesMut,
+    },
+}
+
+/// What the connection loop needs to know about where a connection came from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct H1Options {
+    /// The connection is TLS (`Request::tls`).
+    pub(crate) tls: bool,
+    /// A first request that is the HTTP/2 preface hands the connection to HTTP/2.
+    pub(crate) h2c: bool,
+}
+
+/// Serve one accepted HTTP/1.1 connection until it closes (or turns out to be HTTP/2).
+pub(crate) async fn serve_h1<S: Service, T: Transport>(
+    stream: T,
     peer: SocketAddr,
     ctx: Rc<ShardCtx>,
     app: Rc<S>,
-) {
+    options: H1Options,
+) -> H1Exit<T> {
     let mut conn = H1Connection {
         rbuf: ctx.take_read_buf(),
         wbuf: ctx.take_write_buf(),
         header_deadline: None,
         idle_deadline: 0,
         nonblocking: false,
+        fresh: options.h2c,
+        tls: options.tls,
         slot: ctx.conns.register(),
         stream,
         peer,
@@ -125,22 +152,38 @@ pub(crate) async fn serve_h1<S: Service>(
     // connection parks. A parked connection holds only `H1Connection` and a 16-byte buffer,
     // which is what keeps 10,000 idle keep-alive connections cheap. One allocation per busy
     // period, not per request.
-    while let Active::Parked = Box::pin(conn.run()).await {
-        if conn.read_parked().await.is_err() {
-            break;
+    loop {
+        match Box::pin(conn.run()).await {
+            Active::Parked => {
+                if conn.read_parked().await.is_err() {
+                    break;
+                }
+            }
+            Active::Closed => break,
+            Active::Http2 => {
+                let read = mem::take(&mut conn.rbuf);
+                conn.release_buffers();
+                return H1Exit::Http2 {
+                    stream: conn.stream,
+                    read,
+                };
+            }
         }
     }
     conn.release_buffers();
+    H1Exit::Closed
 }
 
 /// How the active loop ended.
 enum Active {
     Closed,
     Parked,
+    /// The HTTP/2 preface arrived where a first request was expected.
+    Http2,
 }
 
-struct H1Connection<'a, S> {
-    stream: TcpStream,
+struct H1Connection<'a, S, T> {
+    stream: T,
     peer: SocketAddr,
     ctx: &'a ShardCtx,
     app: &'a S,
@@ -155,9 +198,12 @@ struct H1Connection<'a, S> {
     idle_deadline: u64,
     /// `O_NONBLOCK` is set on the socket (done before the first `sendfile`).
     nonblocking: bool,
+    /// No request has been served yet and h2c is allowed: watch for the HTTP/2 preface.
+    fresh: bool,
+    tls: bool,
 }
 
-impl<S: Service> H1Connection<'_, S> {
+impl<S: Service, T: Transport> H1Connection<'_, S, T> {
     /// Serves requests until the connection closes or parks.
     async fn run(&mut self) -> Active {
         // Empty field storage for the next request head. A local, not a field: it lives in the
@@ -170,6 +216,17 @@ impl<S: Service> H1Connection<'_, S> {
             // pipelined batch goes out in one write.
             let mut served = 0;
             loop {
+                if self.fresh {
+                    let n = self.rbuf.len().min(H2_PREFACE_HEAD.len());
+                    if self.rbuf[..n] == H2_PREFACE_HEAD[..n] {
+                        if n == H2_PREFACE_HEAD.len() {
+                            return Active::Http2;
+                        }
+                        // Could still be the preface: wait for more before parsing.
+                        break;
+                    }
+                    self.fresh = false;
+                }
                 if spare_headers.capacity() == 0 {
                     spare_headers = crate::header_pool::take_request_headers();
                 }
@@ -261,7 +318,7 @@ impl<S: Service> H1Connection<'_, S> {
             body,
             peer: self.peer,
             shard: self.ctx.shard_id,
-            tls: false,
+            tls: self.tls,
             request_id: None,
             extensions: http::Extensions::new(),
         });
@@ -434,8 +491,8 @@ impl<S: Service> H1Connection<'_, S> {
         self.release_buffers();
         self.slot.mark_parked();
         self.slot.arm_idle(self.ctx.now(), self.idle_deadline);
-        let small = Vec::with_capacity(PARK_BUF_SIZE);
-        let (res, small) = self.stream.cancelable_read(small, self.slot.handle()).await;
+        let small = BytesMut::with_capacity(PARK_BUF_SIZE);
+        let (res, small) = self.stream.read(small, &self.slot).await;
         self.slot.disarm();
         match self.settle(res) {
             Wake::Data => {}
@@ -489,12 +546,8 @@ impl<S: Service> H1Connection<'_, S> {
             self.rbuf.reserve(READ_BUF_SIZE);
         }
         let buf = mem::take(&mut self.rbuf);
-        let len = buf.len();
-        let (res, slice) = self
-            .stream
-            .cancelable_read(buf.slice_mut(len..), self.slot.handle())
-            .await;
-        self.rbuf = slice.into_inner();
+        let (res, buf) = self.stream.read(buf, &self.slot).await;
+        self.rbuf = buf;
         res
     }
 
@@ -525,8 +578,11 @@ impl<S: Service> H1Connection<'_, S> {
     /// honest signal (RFC 9112 §8).
     async fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> Result<(), End> {
         use rustix::io::Errno;
+        let Some(socket) = self.stream.plain_socket() else {
+            return self.copy_file(file, offset, len).await;
+        };
         if !self.nonblocking {
-            rustix::io::ioctl_fionbio(shards::sock_fd(&self.stream), true).map_err(|_| End::Io)?;
+            rustix::io::ioctl_fionbio(shards::sock_fd(socket), true).map_err(|_| End::Io)?;
             self.nonblocking = true;
         }
         // The head (and any responses before it) goes out with MSG_MORE, so the kernel sends it
@@ -535,9 +591,9 @@ impl<S: Service> H1Connection<'_, S> {
         let mut done = 0;
         while done < self.wbuf.len() {
             let flags = rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL;
-            match rustix::net::send(shards::sock_fd(&self.stream), &self.wbuf[done..], flags) {
+            match rustix::net::send(shards::sock_fd(socket), &self.wbuf[done..], flags) {
                 Ok(n) => done += n,
-                Err(Errno::AGAIN) => self.wait_writable().await?,
+                Err(Errno::AGAIN) => self.wait_writable(socket).await?,
                 Err(Errno::INTR) => {}
                 Err(_) => return Err(End::Io),
             }
@@ -550,8 +606,7 @@ impl<S: Service> H1Connection<'_, S> {
             let want = usize::try_from(end - pos)
                 .unwrap_or(SENDFILE_CAP)
                 .min(SENDFILE_CAP);
-            let sent =
-                rustix::fs::sendfile(shards::sock_fd(&self.stream), file, Some(&mut pos), want);
+            let sent = rustix::fs::sendfile(shards::sock_fd(socket), file, Some(&mut pos), want);
             match sent {
                 Ok(0) => return Err(End::Io),
                 Ok(n) => {
@@ -563,7 +618,7 @@ impl<S: Service> H1Connection<'_, S> {
                 }
                 Err(Errno::AGAIN) => {
                     since_yield = 0;
-                    self.wait_writable().await?;
+                    self.wait_writable(socket).await?;
                 }
                 Err(Errno::INTR) => {}
                 Err(_) => return Err(End::Io),
@@ -572,8 +627,34 @@ impl<S: Service> H1Connection<'_, S> {
         Ok(())
     }
 
+    /// Sends a file through a transport that must see the bytes (TLS encrypts them): read into a
+    /// pooled buffer a slice at a time and write it, so memory stays one buffer however large the
+    /// file. Like `send_file`, a file that shrank ends the connection.
+    async fn copy_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> Result<(), End> {
+        use std::os::unix::fs::FileExt;
+        self.flush().await?;
+        let mut buf = self.ctx.take_write_buf();
+        let mut pos = offset;
+        let end = offset.saturating_add(len);
+        while pos < end {
+            let want = usize::try_from(end - pos)
+                .unwrap_or(COPY_CHUNK)
+                .min(COPY_CHUNK);
+            buf.resize(want, 0);
+            let n = match file.read_at(&mut buf, pos) {
+                Ok(0) | Err(_) => return Err(End::Io),
+                Ok(n) => n,
+            };
+            buf.truncate(n);
+            buf = self.write_with_deadline(buf).await?;
+            pos += n as u64;
+        }
+        self.ctx.give_write_buf(buf);
+        Ok(())
+    }
+
     /// Waits until the socket takes more bytes, or the write deadline passes.
-    async fn wait_writable(&mut self) -> Result<(), End> {
+    async fn wait_writable(&self, socket: &monoio::net::TcpStream) -> Result<(), End> {
         self.slot.take_reason();
         self.slot
             .arm_in_request(self.ctx.deadline(self.ctx.config.timeouts.body));
@@ -581,7 +662,7 @@ impl<S: Service> H1Connection<'_, S> {
         // `relaxed = false`: on epoll a relaxed wait returns at once on the readiness monoio
         // cached before our own EAGAIN, and the loop would spin (measured: 270,000 calls in
         // 0.5 s); io_uring ignores the flag.
-        let mut ready = pin!(self.stream.writable(false));
+        let mut ready = pin!(socket.writable(false));
         let done = poll_fn(|cx| {
             if slot.interrupted() {
                 return Poll::Ready(None);
@@ -609,7 +690,7 @@ impl<S: Service> H1Connection<'_, S> {
     /// operation (about 0.1 µs a request, measured), and a write never needs its buffer back. A
     /// timed-out write is simply dropped (monoio cancels it and frees the buffer when the kernel
     /// is done with it) and the connection closes.
-    async fn write_with_deadline<B: monoio::buf::IoBuf + 'static>(
+    async fn write_with_deadline<B: monoio::buf::IoBuf + AsRef<[u8]> + 'static>(
         &mut self,
         buf: B,
     ) -> Result<B, End> {
@@ -617,7 +698,7 @@ impl<S: Service> H1Connection<'_, S> {
         self.slot
             .arm_in_request(self.ctx.deadline(self.ctx.config.timeouts.body));
         let slot = &*self.slot;
-        let mut write = pin!(AsyncWriteRentExt::write_all(&mut self.stream, buf));
+        let mut write = pin!(self.stream.write_all(buf));
         let done = poll_fn(|cx| {
             if slot.interrupted() {
                 return Poll::Ready(None);
@@ -628,7 +709,7 @@ impl<S: Service> H1Connection<'_, S> {
         .await;
         self.slot.disarm();
         match done {
-            Some((Ok(_), buf)) => Ok(buf),
+            Some((Ok(()), buf)) => Ok(buf),
             Some((Err(_), _)) => Err(End::Io),
             None if self.slot.take_reason() == Some(CancelReason::Timeout) => Err(End::Timeout),
             None => Err(End::Io),

@@ -3,8 +3,11 @@
 //! and the mesh inbox, and hands every accepted connection to the HTTP/1.1 loop.
 
 mod h1;
+mod h2;
+mod redirect;
 mod registry;
 mod shard;
+mod transport;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -17,6 +20,10 @@ use crate::app::{App, RouteErrors};
 use crate::config::ServeConfig;
 use crate::service::Service;
 use crate::shard::{run_job, Job, JobReply, ShardHandle};
+use crate::tls::{TlsError, TlsShared, ALPN_H2};
+use h1::{H1Exit, H1Options};
+use monoio::io::IntoPollIo;
+use monoio::net::TcpStream;
 use shard::ShardCtx;
 
 /// Why the server could not start (or stopped abnormally).
@@ -26,6 +33,8 @@ pub enum ServeError {
     Shards(#[from] shards::Error),
     #[error("{0}")]
     Routes(#[from] RouteErrors),
+    #[error("{0}")]
+    Tls(#[from] TlsError),
 }
 
 /// Builds one app per shard, on that shard's thread.
@@ -50,13 +59,16 @@ pub fn run_app<S: 'static>(
     factory: impl AppFactory<S>,
 ) -> Result<(), ServeError> {
     let failure = StartFailure::default();
-    let runtime = config.runtime.clone();
+    let runtime = runtime_config(&config);
+    let tls = tls_shared(&config)?;
+    reload_on_sighup(tls.clone());
     let shard_failure = failure.clone();
     let factory = Arc::new(factory);
     shards::run(runtime, move |shard| {
         shard_main(
             shard,
             config.clone(),
+            tls.clone(),
             factory.clone(),
             shard_failure.clone(),
         )
@@ -64,16 +76,70 @@ pub fn run_app<S: 'static>(
     take_failure(&failure)
 }
 
+/// The shards' listeners: the plain ones, then the TLS ones (the order `Listeners` relies on).
+fn runtime_config(config: &ServeConfig) -> shards::Config {
+    let mut runtime = config.runtime.clone();
+    runtime.listen = config.listen.clone();
+    if let Some(tls) = &config.tls {
+        runtime.listen.extend_from_slice(&tls.listen);
+    }
+    runtime
+}
+
+fn tls_shared(config: &ServeConfig) -> Result<Option<Arc<TlsShared>>, TlsError> {
+    config
+        .tls
+        .as_ref()
+        .map(|tls| TlsShared::new(tls).map(Arc::new))
+        .transpose()
+}
+
+/// SIGHUP reloads the certificate files for new handshakes (nginx's habit). Registered whether
+/// or not TLS is on, so that a SIGHUP never kills the server by its default action.
+fn reload_on_sighup(tls: Option<Arc<TlsShared>>) {
+    let signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP]) {
+        Ok(signals) => signals,
+        Err(err) => {
+            tracing::warn!("cannot handle SIGHUP: {err}");
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("percore-sighup".into())
+        .spawn(move || {
+            let mut signals = signals;
+            for _ in signals.forever() {
+                reload_tls(tls.as_deref());
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::warn!("cannot handle SIGHUP: {err}");
+    }
+}
+
+fn reload_tls(tls: Option<&TlsShared>) {
+    match tls.map(TlsShared::reload) {
+        None | Some(Ok(false)) => info!("SIGHUP: no certificate files to reload"),
+        Some(Ok(true)) => info!("SIGHUP: certificate reloaded; new handshakes use it"),
+        Some(Err(err)) => tracing::error!("SIGHUP: {err}; keeping the previous certificate"),
+    }
+}
+
 /// A server started by [`start_app`], without signal handling: for tests and embedding.
 pub struct RunningServer {
     running: shards::Running,
     failure: StartFailure,
+    tls: Option<Arc<TlsShared>>,
 }
 
 impl RunningServer {
     /// The bound addresses (port 0 resolved).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         self.running.local_addrs()
+    }
+    /// Reloads the certificate files for new handshakes (as SIGHUP does for `run`).
+    pub fn reload_tls(&self) -> Result<bool, TlsError> {
+        self.tls.as_ref().map_or(Ok(false), |tls| tls.reload())
     }
     /// Starts a graceful shutdown (as SIGTERM would).
     pub fn shutdown(&self) {
@@ -95,19 +161,26 @@ pub fn start_app<S: 'static>(
     let failure = StartFailure::default();
     let runtime = shards::Config {
         handle_signals: false,
-        ..config.runtime.clone()
+        ..runtime_config(&config)
     };
+    let tls = tls_shared(&config)?;
     let shard_failure = failure.clone();
     let factory = Arc::new(factory);
+    let shard_tls = tls.clone();
     let running = shards::start(runtime, move |shard| {
         shard_main(
             shard,
             config.clone(),
+            shard_tls.clone(),
             factory.clone(),
             shard_failure.clone(),
         )
     })?;
-    Ok(RunningServer { running, failure })
+    Ok(RunningServer {
+        running,
+        failure,
+        tls,
+    })
 }
 
 fn take_failure(failure: &StartFailure) -> Result<(), ServeError> {
@@ -120,6 +193,7 @@ fn take_failure(failure: &StartFailure) -> Result<(), ServeError> {
 async fn shard_main<S: 'static, F: AppFactory<S>>(
     mut shard: shards::Shard<Job, JobReply>,
     config: ServeConfig,
+    tls: Option<Arc<TlsShared>>,
     factory: Arc<F>,
     failure: StartFailure,
 ) {
@@ -143,18 +217,65 @@ async fn shard_main<S: 'static, F: AppFactory<S>>(
             }
         });
     }
-    serve_connections(shard, config, app).await;
+    let listeners = match Listeners::new(&shard, &config, tls.as_deref()) {
+        Ok(listeners) => listeners,
+        Err(err) => {
+            tracing::error!("{err}");
+            return;
+        }
+    };
+    serve_connections(shard, config, listeners, app).await;
+}
+
+/// What each listener of a shard does with a connection, by index in the shards' listen list.
+struct Listeners {
+    plain: usize,
+    redirect: Option<Rc<redirect::RedirectToHttps>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Listeners {
+    fn new<M, R>(
+        shard: &shards::Shard<M, R>,
+        config: &ServeConfig,
+        tls: Option<&TlsShared>,
+    ) -> Result<Listeners, TlsError> {
+        let plain = config.listen.len();
+        let redirect = match &config.tls {
+            Some(tls_config) if tls_config.redirect_plain => {
+                shard.local_addrs().get(plain).map(|https| {
+                    Rc::new(redirect::RedirectToHttps {
+                        https_port: https.port(),
+                    })
+                })
+            }
+            _ => None,
+        };
+        let tls = tls
+            .map(|tls| tls.server_config().map(tokio_rustls::TlsAcceptor::from))
+            .transpose()?;
+        Ok(Listeners {
+            plain,
+            redirect,
+            tls,
+        })
+    }
 }
 
 async fn serve_connections<A: Service>(
     shard: shards::Shard<Job, JobReply>,
     config: ServeConfig,
+    listeners: Listeners,
     app: A,
 ) {
-    let ctx = Rc::new(ShardCtx::new(shard.id(), config));
+    let ctx = Rc::new(ShardCtx::new(shard.id(), config, shard.shutdown()));
     if shard.id() == 0 {
-        for addr in shard.local_addrs() {
-            info!(shards = shard.count(), "percore listening on http://{addr}");
+        for (i, addr) in shard.local_addrs().iter().enumerate() {
+            let scheme = if i < listeners.plain { "http" } else { "https" };
+            info!(
+                shards = shard.count(),
+                "percore listening on {scheme}://{addr}"
+            );
         }
     }
 
@@ -175,7 +296,96 @@ async fn serve_connections<A: Service>(
     });
 
     let app = Rc::new(app);
+    let listeners = Rc::new(listeners);
     shard
-        .serve(move |stream, peer| h1::serve_h1(stream, peer, ctx.clone(), app.clone()))
+        .serve(move |stream, peer, index| {
+            serve_connection(
+                stream,
+                peer,
+                index,
+                ctx.clone(),
+                listeners.clone(),
+                app.clone(),
+            )
+        })
         .await;
+}
+
+/// One accepted connection, by what its listener is for.
+async fn serve_connection<A: Service>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: usize,
+    ctx: Rc<ShardCtx>,
+    listeners: Rc<Listeners>,
+    app: Rc<A>,
+) {
+    if listener >= listeners.plain {
+        if let Some(acceptor) = &listeners.tls {
+            serve_tls(stream, peer, acceptor, ctx, app).await;
+        }
+        return;
+    }
+    if let Some(redirect) = &listeners.redirect {
+        let options = H1Options {
+            tls: false,
+            h2c: false,
+        };
+        h1::serve_h1(stream, peer, ctx, redirect.clone(), options).await;
+        return;
+    }
+    let options = H1Options {
+        tls: false,
+        h2c: ctx.config.h2.enabled,
+    };
+    if let H1Exit::Http2 { stream, read } =
+        h1::serve_h1(stream, peer, ctx.clone(), app.clone(), options).await
+    {
+        match stream.into_poll_io() {
+            Ok(io) => h2::serve_h2(h2::Rewind::new(read.freeze(), io), peer, false, ctx, app).await,
+            Err(err) => tracing::debug!(%peer, "cannot switch to HTTP/2: {err}"),
+        }
+    }
+}
+
+/// The TLS handshake (under the header timeout: a client that stalls it is cut off like one
+/// that trickles a request head), then HTTP/2 or HTTP/1.1 as ALPN chose.
+async fn serve_tls<A: Service>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    ctx: Rc<ShardCtx>,
+    app: Rc<A>,
+) {
+    let io = match stream.into_poll_io() {
+        Ok(io) => io,
+        Err(err) => {
+            tracing::debug!(%peer, "cannot use the socket for TLS: {err}");
+            return;
+        }
+    };
+    let accepted = {
+        let slot = ctx.conns.register();
+        slot.arm_in_request(ctx.deadline(ctx.config.timeouts.header));
+        let accepted = slot.interruptible(acceptor.accept(io)).await;
+        slot.disarm();
+        accepted
+    };
+    let tls = match accepted {
+        Some(Ok(tls)) => tls,
+        Some(Err(err)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {err}");
+            return;
+        }
+        None => return,
+    };
+    if tls.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
+        h2::serve_h2(tls, peer, true, ctx, app).await;
+    } else {
+        let options = H1Options {
+            tls: true,
+            h2c: false,
+        };
+        h1::serve_h1(tls, peer, ctx, app, options).await;
+    }
 }

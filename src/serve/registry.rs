@@ -10,8 +10,10 @@
 //! is what keeps an idle connection's memory small (see ARCHITECTURE.md, "Idle connections").
 
 use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::rc::Rc;
-use std::task::Waker;
+use std::task::{Poll, Waker};
 
 use monoio::io::{CancelHandle, Canceller};
 
@@ -81,6 +83,21 @@ impl ConnSlot {
     /// A handle to pass to the next cancelable operation.
     pub(crate) fn handle(&self) -> CancelHandle {
         self.canceller.borrow().handle()
+    }
+
+    /// Runs `fut` until it completes or the sweep interrupts this slot (then `None`, and
+    /// `take_reason` says why). For waits that are cancelled by dropping them (poll-based I/O,
+    /// writes); a completion-based read uses `handle` instead, to get its buffer back.
+    pub(crate) async fn interruptible<F: Future>(&self, fut: F) -> Option<F::Output> {
+        let mut fut = pin!(fut);
+        poll_fn(|cx| {
+            if self.interrupted() {
+                return Poll::Ready(None);
+            }
+            self.watch(cx.waker());
+            fut.as_mut().poll(cx).map(Some)
+        })
+        .await
     }
 
     /// About to wait for a next request with nothing buffered.

@@ -27,10 +27,13 @@ pub(crate) struct ShardCtx {
     read_pool: RefCell<Vec<BytesMut>>,
     write_pool: RefCell<Vec<Vec<u8>>>,
     shutting_down: Cell<bool>,
+    /// The shard's shutdown signal, for connections that must act on it while busy (HTTP/2
+    /// sends GOAWAY at once, whatever its streams are doing).
+    pub(crate) shutdown: shards::Shutdown,
 }
 
 impl ShardCtx {
-    pub(crate) fn new(shard_id: usize, config: ServeConfig) -> Self {
+    pub(crate) fn new(shard_id: usize, config: ServeConfig, shutdown: shards::Shutdown) -> Self {
         ShardCtx {
             shard_id,
             config,
@@ -40,6 +43,7 @@ impl ShardCtx {
             read_pool: RefCell::new(Vec::new()),
             write_pool: RefCell::new(Vec::new()),
             shutting_down: Cell::new(false),
+            shutdown,
         }
     }
 

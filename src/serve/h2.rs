@@ -1,0 +1,562 @@
+//! The HTTP/2 connection loop (RFC 9113) on the h2 crate: h2 owns framing, HPACK, flow control,
+//! stream states and the flood limits; this module owns the connection's lifetime (handshake
+//! deadline, idle timeout, GOAWAY on shutdown), turns each stream into the same `Request` the
+//! HTTP/1.1 loop builds, and writes the `Response` back within flow control and a memory bound.
+//!
+//! Each stream runs in its own task on the shard, so a slow handler or a stalled download on one
+//! stream does not hold the others; the connection task keeps polling h2, which moves every
+//! stream's bytes.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use h2::server::{Connection, SendResponse};
+use h2::{RecvStream, SendStream};
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::shard::ShardCtx;
+use crate::http1::{body_allowed, Framing, Headers, RequestHead, Target, Version};
+use crate::service::{Body, Chunk, Request, RequestParts, Response, Service};
+
+/// Bytes read from a file per DATA write at most (h2 splits them into frames).
+const FILE_CHUNK: usize = 64 * 1024;
+
+/// Serves one HTTP/2 connection (the client preface not yet read) until it closes.
+pub(crate) async fn serve_h2<IO, S>(
+    io: IO,
+    peer: SocketAddr,
+    tls: bool,
+    ctx: Rc<ShardCtx>,
+    app: Rc<S>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + 'static,
+    S: Service,
+{
+    let slot = ctx.conns.register();
+    let settings = ctx.config.h2;
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .initial_window_size(settings.initial_window)
+        .initial_connection_window_size(settings.connection_window)
+        .max_header_list_size(settings.max_header_list_size)
+        .max_pending_accept_reset_streams(settings.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(Some(settings.max_local_error_reset_streams))
+        .max_send_buffer_size(settings.max_send_buffer);
+
+    // The preface and the first SETTINGS must arrive within the header timeout.
+    slot.arm_in_request(ctx.deadline(ctx.config.timeouts.header));
+    let handshake = slot.interruptible(builder.handshake::<_, Bytes>(io)).await;
+    slot.disarm();
+    let mut conn: Connection<IO, Bytes> = match handshake {
+        Some(Ok(conn)) => conn,
+        Some(Err(err)) => {
+            tracing::debug!(%peer, "h2 handshake failed: {err}");
+            return;
+        }
+        None => return,
+    };
+
+    let streams = Rc::new(StreamCount::default());
+    let permits = Rc::new(SendPermits::new(settings.max_sending_streams));
+    let mut shutdown = pin!(ctx.shutdown.triggered());
+    let mut goaway_sent = false;
+    let mut armed_idle = false;
+    loop {
+        let next = poll_fn(|cx| {
+            if !goaway_sent {
+                let stop = shutdown.as_mut().poll(cx).is_ready()
+                    || (slot.interrupted() && slot.take_reason().is_some());
+                if stop {
+                    // RFC 9113 §6.8: GOAWAY, then the streams already begun are finished.
+                    conn.graceful_shutdown();
+                    goaway_sent = true;
+                    slot.disarm();
+                    armed_idle = false;
+                }
+            }
+            // The idle timeout runs only while no stream is open.
+            streams.watch(cx.waker());
+            slot.watch(cx.waker());
+            if !goaway_sent {
+                match (streams.open() == 0, armed_idle) {
+                    (true, false) => {
+                        slot.arm_in_request(ctx.deadline(ctx.config.timeouts.idle));
+                        armed_idle = true;
+                    }
+                    (false, true) => {
+                        slot.disarm();
+                        armed_idle = false;
+                    }
+                    _ => {}
+                }
+            }
+            conn.poll_accept(cx)
+        })
+        .await;
+        match next {
+            Some(Ok((request, respond))) => {
+                let stream = StreamTask {
+                    peer,
+                    tls,
+                    ctx: ctx.clone(),
+                    app: app.clone(),
+                    permits: permits.clone(),
+                    _open: streams.opened(),
+                };
+                monoio::spawn(stream.run(request, respond));
+            }
+            Some(Err(err)) => {
+                // h2 has already sent the GOAWAY the error calls for.
+                tracing::debug!(%peer, "h2 connection error: {err}");
+                break;
+            }
+            None => break,
+        }
+    }
+    slot.disarm();
+}
+
+/// One request stream: from the request's head to the last byte of the response.
+struct StreamTask<S> {
+    peer: SocketAddr,
+    tls: bool,
+    ctx: Rc<ShardCtx>,
+    app: Rc<S>,
+    permits: Rc<SendPermits>,
+    _open: StreamOpen,
+}
+
+impl<S: Service> StreamTask<S> {
+    async fn run(self, request: http::Request<RecvStream>, mut respond: SendResponse<Bytes>) {
+        let (parts, body) = request.into_parts();
+        let head_request = parts.method == Method::HEAD;
+        let head = match request_head(parts) {
+            Ok(head) => head,
+            Err(status) => return send_error(&mut respond, status, &self.ctx),
+        };
+        let body = match read_body(body, &head.headers, &self.ctx).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
+                return send_error(&mut respond, StatusCode::PAYLOAD_TOO_LARGE, &self.ctx)
+            }
+            Err(BodyError::Timeout) => {
+                return send_error(&mut respond, StatusCode::REQUEST_TIMEOUT, &self.ctx)
+            }
+            Err(BodyError::Stream) => return,
+        };
+        let req = Request::new(RequestParts {
+            head,
+            body,
+            peer: self.peer,
+            shard: self.ctx.shard_id,
+            tls: self.tls,
+            request_id: None,
+            extensions: http::Extensions::new(),
+        });
+        let res = self.app.call(req).await;
+        let _ = send_response(res, head_request, respond, &self.ctx, &self.permits).await;
+    }
+}
+
+/// The request as the rest of the server sees it. h2 has already refused what RFC 9113 §8.2–8.3
+/// calls malformed (missing or repeated pseudo-headers, connection-specific fields, uppercase
+/// names, `te` other than `trailers`) with a stream error; what is left to check is what our
+/// own request type asks of a target.
+fn request_head(parts: http::request::Parts) -> Result<RequestHead, StatusCode> {
+    let authority = parts.uri.authority().map(|a| a.as_str().as_bytes());
+    // RFC 9113 §8.3.1: a Host that names another entity than :authority is malformed.
+    if let (Some(authority), Some(host)) = (authority, parts.headers.get(header::HOST)) {
+        if !host.as_bytes().eq_ignore_ascii_case(authority) {
+            return Err(StatusCode::BAD_REQUEST);
+        }
+    }
+    let raw_target = if parts.method == Method::CONNECT {
+        authority.map(Bytes::copy_from_slice)
+    } else {
+        parts
+            .uri
+            .path_and_query()
+            .map(|pq| Bytes::copy_from_slice(pq.as_str().as_bytes()))
+    };
+    let target = raw_target
+        .and_then(|raw| Target::parse(raw, &parts.method).ok())
+        .ok_or(StatusCode::BAD_REQUEST)?;
+    let host = match parts.headers.contains_key(header::HOST) {
+        true => None,
+        false => authority,
+    };
+    let headers =
+        Headers::from_fields(host, parts.headers.iter()).ok_or(StatusCode::BAD_REQUEST)?;
+    Ok(RequestHead {
+        method: parts.method,
+        target,
+        version: Version::Http2,
+        headers,
+        // The body is read by this module, never framed by the HTTP/1.1 core.
+        framing: Framing::None,
+        keep_alive: true,
+        expect_continue: false,
+    })
+}
+
+enum BodyError {
+    TooLarge,
+    Timeout,
+    /// The stream was reset or the connection ended.
+    Stream,
+}
+
+/// Reads the whole request body, within the body size limit and the body timeout, giving the
+/// flow-control window back as bytes arrive.
+async fn read_body(
+    mut body: RecvStream,
+    headers: &Headers,
+    ctx: &ShardCtx,
+) -> Result<Bytes, BodyError> {
+    let max = ctx.config.limits.max_body;
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Err(BodyError::TooLarge);
+    }
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    let mut total = 0usize;
+    loop {
+        let next = monoio::time::timeout(ctx.config.timeouts.body, body.data()).await;
+        let data = match next {
+            Err(_) => return Err(BodyError::Timeout),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(BodyError::Stream),
+            Ok(Some(Ok(data))) => data,
+        };
+        total += data.len();
+        if total as u64 > max {
+            return Err(BodyError::TooLarge);
+        }
+        let _ = body.flow_control().release_capacity(data.len());
+        if first.is_none() && joined.is_empty() {
+            first = Some(data);
+        } else {
+            if let Some(first) = first.take() {
+                joined.extend_from_slice(&first);
+            }
+            joined.extend_from_slice(&data);
+        }
+    }
+    Ok(first.unwrap_or_else(|| joined.freeze()))
+}
+
+/// A short plain-text error response on this stream.
+fn send_error(respond: &mut SendResponse<Bytes>, status: StatusCode, ctx: &ShardCtx) {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let mut head = http::Response::new(());
+    *head.status_mut() = status;
+    let headers = head.headers_mut();
+    add_server_fields(headers, ctx);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    let body = Bytes::from(format!("{reason}\n"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if let Ok(mut send) = respond.send_response(head, false) {
+        // Small enough for any initial window: no need to wait for capacity.
+        let _ = send.send_data(body, true);
+    }
+}
+
+fn add_server_fields(headers: &mut HeaderMap, ctx: &ShardCtx) {
+    headers.insert(header::SERVER, HeaderValue::from_static("percore"));
+    if let Ok(date) = HeaderValue::from_bytes(ctx.date().as_bytes()) {
+        headers.insert(header::DATE, date);
+    }
+}
+
+/// Writes the response: the head, then the body within the peer's flow-control windows.
+async fn send_response(
+    res: Response,
+    head_request: bool,
+    mut respond: SendResponse<Bytes>,
+    ctx: &ShardCtx,
+    permits: &SendPermits,
+) -> Result<(), h2::Error> {
+    let (parts, body) = res.into_parts();
+    let status = parts.status;
+    let mut head = http::Response::new(());
+    *head.status_mut() = status;
+    *head.headers_mut() = parts.headers;
+    let headers = head.headers_mut();
+    // RFC 9113 §8.2.2: connection-specific fields must not appear in HTTP/2.
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(&name);
+    }
+    add_server_fields(headers, ctx);
+    let has_body = body_allowed(status, false);
+    if has_body {
+        // As HTTP/1.1 does: the length of the body, also for HEAD (RFC 9110 §9.3.2).
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+    } else {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let send_body = has_body && !head_request && !body.is_empty();
+    let mut send = respond.send_response(head, !send_body)?;
+    if !send_body {
+        return Ok(());
+    }
+    match body {
+        Body::Empty => Ok(()),
+        Body::Full(bytes) if bytes.len() <= ctx.config.h2.max_send_buffer => {
+            send_bytes(&mut send, bytes, true).await
+        }
+        Body::Full(bytes) => {
+            let _permit = permits.acquire().await;
+            send_bytes(&mut send, bytes, true).await
+        }
+        Body::Chunks(chunks) => {
+            let _permit = permits.acquire().await;
+            let last = chunks.len() - 1;
+            for (i, chunk) in chunks.into_iter().enumerate() {
+                match chunk {
+                    Chunk::Bytes(bytes) => send_bytes(&mut send, bytes, i == last).await?,
+                    Chunk::File { file, offset, len } => {
+                        send_file(&mut send, &file, offset, len, i == last).await?
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Waits until the stream may send at least one byte (flow control and h2's send buffer), and
+/// says how many (at most `want`).
+async fn capacity(send: &mut SendStream<Bytes>, want: usize) -> Result<usize, h2::Error> {
+    send.reserve_capacity(want);
+    loop {
+        match poll_fn(|cx| send.poll_capacity(cx)).await {
+            Some(Ok(0)) => continue,
+            Some(Ok(n)) => return Ok(n.min(want)),
+            Some(Err(err)) => return Err(err),
+            // The stream is gone (reset by the peer).
+            None => return Err(h2::Error::from(h2::Reason::CANCEL)),
+        }
+    }
+}
+
+async fn send_bytes(
+    send: &mut SendStream<Bytes>,
+    mut bytes: Bytes,
+    end: bool,
+) -> Result<(), h2::Error> {
+    if bytes.is_empty() {
+        if end {
+            send.send_data(bytes, true)?;
+        }
+        return Ok(());
+    }
+    while !bytes.is_empty() {
+        let n = capacity(send, bytes.len()).await?;
+        let piece = bytes.split_to(n);
+        send.send_data(piece, end && bytes.is_empty())?;
+    }
+    Ok(())
+}
+
+/// Sends `len` bytes of `file` from `offset`, one chunk read at a time as the window allows, so
+/// a stream holds at most one chunk however large the file. A file that shrank resets the
+/// stream (its length is already promised in the head).
+async fn send_file(
+    send: &mut SendStream<Bytes>,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+    end: bool,
+) -> Result<(), h2::Error> {
+    use std::os::unix::fs::FileExt;
+    let mut pos = offset;
+    let stop = offset.saturating_add(len);
+    if len == 0 && end {
+        send.send_data(Bytes::new(), true)?;
+    }
+    while pos < stop {
+        let left = usize::try_from(stop - pos).unwrap_or(FILE_CHUNK);
+        let n = capacity(send, left.min(FILE_CHUNK)).await?;
+        let mut buf = vec![0u8; n];
+        let read = match file.read_at(&mut buf, pos) {
+            Ok(0) | Err(_) => {
+                send.send_reset(h2::Reason::INTERNAL_ERROR);
+                return Err(h2::Error::from(h2::Reason::INTERNAL_ERROR));
+            }
+            Ok(read) => read,
+        };
+        buf.truncate(read);
+        pos += read as u64;
+        send.send_data(Bytes::from(buf), end && pos >= stop)?;
+    }
+    Ok(())
+}
+
+/// Open streams of one connection, and the connection task's waker, woken when the last one
+/// ends (so the idle timeout starts).
+#[derive(Default)]
+struct StreamCount {
+    open: Cell<usize>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl StreamCount {
+    fn open(&self) -> usize {
+        self.open.get()
+    }
+
+    fn watch(&self, waker: &Waker) {
+        let mut slot = self.waker.borrow_mut();
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    fn opened(self: &Rc<Self>) -> StreamOpen {
+        self.open.set(self.open.get() + 1);
+        StreamOpen(self.clone())
+    }
+}
+
+/// One open stream; dropping it closes it.
+struct StreamOpen(Rc<StreamCount>);
+
+impl Drop for StreamOpen {
+    fn drop(&mut self) {
+        let count = &self.0;
+        count.open.set(count.open.get() - 1);
+        if count.open.get() == 0 {
+            if let Some(waker) = count.waker.borrow().as_ref() {
+                waker.wake_by_ref();
+            }
+        }
+    }
+}
+
+/// Turns to send a large body, first come first served: bounds the response bytes one connection
+/// holds to `max_sending_streams` × h2's send buffer, however many streams it opens.
+struct SendPermits {
+    free: Cell<usize>,
+    waiting: RefCell<VecDeque<Waker>>,
+}
+
+impl SendPermits {
+    fn new(n: usize) -> Self {
+        SendPermits {
+            free: Cell::new(n.max(1)),
+            waiting: RefCell::new(VecDeque::new()),
+        }
+    }
+
+    async fn acquire(&self) -> SendPermit<'_> {
+        poll_fn(|cx| {
+            if self.free.get() > 0 {
+                self.free.set(self.free.get() - 1);
+                Poll::Ready(())
+            } else {
+                self.waiting.borrow_mut().push_back(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        SendPermit(self)
+    }
+}
+
+struct SendPermit<'a>(&'a SendPermits);
+
+impl Drop for SendPermit<'_> {
+    fn drop(&mut self) {
+        let permits = self.0;
+        permits.free.set(permits.free.get() + 1);
+        // All of them: a waiter may have gone (its stream reset) and would swallow a lone wake.
+        for waker in permits.waiting.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+/// Bytes already read from a cleartext connection (the preface, found by the HTTP/1.1 loop),
+/// served before the socket's own.
+pub(crate) struct Rewind<IO> {
+    read: Bytes,
+    io: IO,
+}
+
+impl<IO> Rewind<IO> {
+    pub(crate) fn new(read: Bytes, io: IO) -> Self {
+        Rewind { read, io }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Rewind<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.read.is_empty() {
+            let n = self.read.len().min(buf.remaining());
+            let head = self.read.split_to(n);
+            buf.put_slice(&head);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Rewind<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
