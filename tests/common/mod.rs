@@ -69,6 +69,29 @@ impl Server {
         Server { child, addr, log }
     }
 
+    /// The first TLS listener's address (`--tls-listen 127.0.0.1:0`), from the log's
+    /// "listening on https://" line.
+    pub fn tls_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.log.lock().unwrap().iter().find_map(|line| {
+                let pos = line.find("listening on https://")?;
+                let rest = &line[pos + "listening on https://".len()..];
+                let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                addr.parse().ok()
+            });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no https listener in the log: {:?}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
