@@ -1,0 +1,4 @@
+//! placeholder
+mod common;
+#[path = "common/h2frames.rs"]
+mod h2frames;
