@@ -37,7 +37,7 @@ pub(crate) fn generate(provider: &CryptoProvider) -> Result<DevCert, TlsError> {
 }
 
 fn fingerprint(der: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
     let mut out = String::with_capacity(95);
     for (i, byte) in digest.as_ref().iter().enumerate() {
         if i > 0 {
@@ -54,7 +54,7 @@ mod tests {
 
     #[test]
     fn dev_cert_is_for_localhost_and_fingerprint_is_sha256_hex() {
-        let provider = rustls::crypto::ring::default_provider();
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
         let dev = generate(&provider).unwrap();
         assert!(dev.pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert_eq!(dev.fingerprint.len(), 32 * 3 - 1);

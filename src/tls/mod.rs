@@ -63,13 +63,13 @@ impl TlsConfig {
     }
 }
 
-/// The crypto provider: ring (see the issue #6 notes for the measurement behind the choice),
-/// with AES-128-GCM first in each version: with AES-NI it is the cheapest suite per byte, and
+/// The crypto provider: aws-lc-rs (measured against ring for issue #6: 1.37x the full TLS 1.3
+/// handshakes per core, 1.5x the resumed ones, 1.17x AES-GCM), with AES-128-GCM first in each version: with AES-NI it is the cheapest suite per byte, and
 /// `ignore_client_order` makes our order the one that counts (curl, for one, asks for AES-256
 /// first).
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    use rustls::crypto::ring::cipher_suite as suite;
-    let mut provider = rustls::crypto::ring::default_provider();
+    use rustls::crypto::aws_lc_rs::cipher_suite as suite;
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     provider.cipher_suites = vec![
         suite::TLS13_AES_128_GCM_SHA256,
         suite::TLS13_AES_256_GCM_SHA384,
@@ -122,7 +122,7 @@ impl TlsShared {
                 dev.key
             }
         };
-        let ticketer = rustls::crypto::ring::Ticketer::new().map_err(TlsError::Rustls)?;
+        let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::Rustls)?;
         Ok(TlsShared {
             config: config.clone(),
             cert: Arc::new(CurrentCert(ArcSwap::from_pointee(key))),

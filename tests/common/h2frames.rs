@@ -111,7 +111,12 @@ pub fn ping(flags: u8, opaque: [u8; 8]) -> Vec<u8> {
 }
 
 pub fn window_update(stream: u32, increment: u32) -> Vec<u8> {
-    frame(WINDOW_UPDATE, 0, stream, &(increment & 0x7fff_ffff).to_be_bytes())
+    frame(
+        WINDOW_UPDATE,
+        0,
+        stream,
+        &(increment & 0x7fff_ffff).to_be_bytes(),
+    )
 }
 
 /// PRIORITY (RFC 9113 §6.3, deprecated but still a valid frame): exclusive bit, dependency,
@@ -294,12 +299,15 @@ impl Conn {
     pub fn next(&mut self) -> Next {
         loop {
             if self.buf.len() >= 9 {
-                let len = (self.buf[0] as usize) << 16 | (self.buf[1] as usize) << 8 | self.buf[2] as usize;
+                let len = (self.buf[0] as usize) << 16
+                    | (self.buf[1] as usize) << 8
+                    | self.buf[2] as usize;
                 if self.buf.len() >= 9 + len {
                     let f = Frame {
                         ty: self.buf[3],
                         flags: self.buf[4],
-                        stream: u32::from_be_bytes(self.buf[5..9].try_into().unwrap()) & 0x7fff_ffff,
+                        stream: u32::from_be_bytes(self.buf[5..9].try_into().unwrap())
+                            & 0x7fff_ffff,
                         payload: self.buf[9..9 + len].to_vec(),
                     };
                     self.buf.drain(..9 + len);
@@ -377,9 +385,7 @@ impl Conn {
                 });
             }
         }
-        let answered = seen
-            .iter()
-            .any(|f| f.ty == HEADERS && f.stream == stream);
+        let answered = seen.iter().any(|f| f.ty == HEADERS && f.stream == stream);
         Outcome {
             verdict,
             answered,

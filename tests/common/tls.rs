@@ -89,8 +89,7 @@ pub fn ec_cert(common_name: &str) -> TestCert {
     }
 }
 
-/// rcgen cannot make RSA keys with the ring backend (only aws-lc-rs generates them), so the RSA
-/// key is a fixture made once with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`
+/// The RSA key is a fixture (RSA key generation is slow and not what is under test), made once with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`
 /// (PKCS#8), and the same key as PKCS#1 (`openssl pkey -traditional`). Test-only key.
 pub const RSA_PKCS8_PEM: &str = "\
 -----BEGIN PRIVATE KEY-----\n\
@@ -217,13 +216,13 @@ pub const TLS12: &[&SupportedProtocolVersion] = &[&rustls::version::TLS12];
 pub const TLS13: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
 pub const BOTH: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-/// A client config (ring) for `versions` offering `alpn`, with rustls' default in-memory
+/// A client config (aws-lc-rs) for `versions` offering `alpn`, with rustls' default in-memory
 /// session store (so connections made from the same `Arc` can resume).
 pub fn client_config(
     versions: &[&'static SupportedProtocolVersion],
     alpn: &[&[u8]],
 ) -> ClientConfig {
-    let provider = rustls::crypto::ring::default_provider();
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
     let mut config = ClientConfig::builder_with_provider(Arc::new(provider.clone()))
         .with_protocol_versions(versions)
         .expect("protocol versions")
@@ -373,7 +372,7 @@ pub fn client_hello_bytes() -> Vec<u8> {
 
 /// SHA-256 of `der` as `AB:CD:…` (what the server's warning shows).
 pub fn fingerprint(der: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
     digest
         .as_ref()
         .iter()
