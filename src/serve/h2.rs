@@ -24,6 +24,7 @@ use http::{HeaderMap, HeaderName, Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::shard::ShardCtx;
+use super::write_batch::{batched, BatchedIo};
 use crate::http1::{body_allowed, Framing, Headers, RequestHead, Target, Version};
 use crate::service::{Body, Chunk, Request, RequestParts, Response, Service};
 
@@ -55,9 +56,18 @@ pub(crate) async fn serve_h2<IO, S>(
 
     // The preface and the first SETTINGS must arrive within the header timeout.
     slot.arm_in_request(ctx.deadline(ctx.config.timeouts.header));
-    let handshake = slot.interruptible(builder.handshake::<_, Bytes>(io)).await;
+    let (io, out) = batched(io);
+    let mut handshake = pin!(builder.handshake::<_, Bytes>(io));
+    let handshake = slot
+        .interruptible(poll_fn(|cx| {
+            let done = handshake.as_mut().poll(cx);
+            // Our SETTINGS go out now; a write error shows up as the handshake's read error.
+            let _ = out.poll_drain(cx);
+            done
+        }))
+        .await;
     slot.disarm();
-    let mut conn: Connection<IO, Bytes> = match handshake {
+    let mut conn: Connection<BatchedIo<IO>, Bytes> = match handshake {
         Some(Ok(conn)) => conn,
         Some(Err(err)) => {
             tracing::debug!(%peer, "h2 handshake failed: {err}");
@@ -100,11 +110,20 @@ pub(crate) async fn serve_h2<IO, S>(
                     _ => {}
                 }
             }
-            conn.poll_accept(cx)
+            let accepted = conn.poll_accept(cx).map(|next| match next {
+                Some(Ok((request, respond))) => Next::Stream(request, respond),
+                Some(Err(err)) => Next::Failed(err.to_string()),
+                None => Next::Closed,
+            });
+            // Everything this poll produced, in one write.
+            if let Poll::Ready(Err(err)) = out.poll_drain(cx) {
+                return Poll::Ready(Next::Failed(err.to_string()));
+            }
+            accepted
         })
         .await;
         match next {
-            Some(Ok((request, respond))) => {
+            Next::Stream(request, respond) => {
                 let stream = StreamTask {
                     peer,
                     tls,
@@ -115,15 +134,22 @@ pub(crate) async fn serve_h2<IO, S>(
                 };
                 monoio::spawn(stream.run(request, respond));
             }
-            Some(Err(err)) => {
+            Next::Failed(err) => {
                 // h2 has already sent the GOAWAY the error calls for.
                 tracing::debug!(%peer, "h2 connection error: {err}");
                 break;
             }
-            None => break,
+            Next::Closed => break,
         }
     }
     slot.disarm();
+}
+
+/// What one turn of the connection loop came back with.
+enum Next {
+    Stream(http::Request<RecvStream>, SendResponse<Bytes>),
+    Failed(String),
+    Closed,
 }
 
 /// One request stream: from the request's head to the last byte of the response.
@@ -336,7 +362,7 @@ async fn send_response(
         }
         Body::Chunks(chunks) => {
             let _permit = permits.acquire().await;
-            let last = chunks.len() - 1;
+            let last = chunks.len().saturating_sub(1);
             for (i, chunk) in chunks.into_iter().enumerate() {
                 match chunk {
                     Chunk::Bytes(bytes) => send_bytes(&mut send, bytes, i == last).await?,

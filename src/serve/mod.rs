@@ -8,6 +8,7 @@ mod redirect;
 mod registry;
 mod shard;
 mod transport;
+mod write_batch;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

@@ -122,6 +122,11 @@ impl TlsShared {
                 dev.key
             }
         };
+        if kernel_tls_offered() {
+            tracing::info!("TLS records are encrypted in userspace (rustls); this kernel offers kernel TLS, which percore does not use yet");
+        } else {
+            tracing::info!("TLS records are encrypted in userspace (rustls); this kernel offers no kernel TLS (no \"tls\" in tcp_available_ulp)");
+        }
         let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::Rustls)?;
         Ok(TlsShared {
             config: config.clone(),
@@ -167,6 +172,13 @@ impl TlsShared {
     pub fn config(&self) -> &TlsConfig {
         &self.config
     }
+}
+
+/// Whether the kernel offers the `tls` upper-layer protocol (kernel TLS, which would let file
+/// bodies go out with `sendfile` under TLS). Loaded modules only: percore does not load any.
+fn kernel_tls_offered() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_ulp")
+        .is_ok_and(|ulps| ulps.split_whitespace().any(|ulp| ulp == "tls"))
 }
 
 /// The certificate new handshakes get; replaced whole on reload.
