@@ -154,8 +154,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_size)]
     pub h2_connection_window: u64,
 
-    /// HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE (decoded header bytes per request).
-    #[arg(long, value_name = "BYTES", default_value = "64KiB", value_parser = parse_size)]
+    /// HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE (decoded header bytes per request; h2 refuses more
+    /// itself). Within it, --max-header-bytes and --max-headers apply as on HTTP/1.1.
+    #[arg(long, value_name = "BYTES", default_value = "128KiB", value_parser = parse_size)]
     pub h2_max_header_list: u64,
 
     /// Streams a client may reset before we accept them, at once, before its connection is

@@ -96,7 +96,9 @@ pub struct H2Config {
     pub initial_window: u32,
     /// The connection's receive window (all streams together).
     pub connection_window: u32,
-    /// SETTINGS_MAX_HEADER_LIST_SIZE (decoded size, RFC 9113 §6.5.2).
+    /// SETTINGS_MAX_HEADER_LIST_SIZE (decoded size, RFC 9113 §6.5.2): past it h2 itself refuses
+    /// the request with a bare 431. Twice HTTP/1.1's field limit by default, so that within it
+    /// `Limits::max_header_bytes` decides, with the same answer as over HTTP/1.1.
     pub max_header_list_size: u32,
     /// Streams the client opened and cancelled before we accepted them, allowed at once
     /// (CVE-2023-44487, rapid reset); over it: GOAWAY ENHANCE_YOUR_CALM.
@@ -118,7 +120,7 @@ impl Default for H2Config {
             max_concurrent_streams: 256,
             initial_window: 256 * 1024,
             connection_window: 1024 * 1024,
-            max_header_list_size: 64 * 1024,
+            max_header_list_size: 128 * 1024,
             max_pending_accept_reset_streams: 20,
             max_local_error_reset_streams: 1024,
             max_send_buffer: 64 * 1024,

@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::shard::ShardCtx;
 use super::write_batch::{batched, BatchedIo};
-use crate::http1::{body_allowed, Framing, Headers, RequestHead, Target, Version};
+use crate::http1::{body_allowed, Framing, Headers, Limits, RequestHead, Target, Version};
 use crate::service::{Body, Chunk, Request, RequestParts, Response, Service};
 
 /// Bytes read from a file per DATA write at most (h2 splits them into frames).
@@ -168,7 +168,7 @@ impl<S: Service> StreamTask<S> {
     async fn run(self, request: http::Request<RecvStream>, mut respond: SendResponse<Bytes>) {
         let (parts, body) = request.into_parts();
         let head_request = parts.method == Method::HEAD;
-        let head = match request_head(parts) {
+        let head = match request_head(parts, &self.ctx.config.limits) {
             Ok(head) => head,
             Err(status) => return send_error(&mut respond, status, &self.ctx),
         };
@@ -199,8 +199,10 @@ impl<S: Service> StreamTask<S> {
 /// The request as the rest of the server sees it. h2 has already refused what RFC 9113 §8.2–8.3
 /// calls malformed (missing or repeated pseudo-headers, connection-specific fields, uppercase
 /// names, `te` other than `trailers`) with a stream error; what is left to check is what our
-/// own request type asks of a target.
-fn request_head(parts: http::request::Parts) -> Result<RequestHead, StatusCode> {
+/// own request type asks of a target, and the same size limits HTTP/1.1 applies (414 for a
+/// target whose request line would be too long, 431 for too many or too large fields), so a
+/// request is refused or served alike over both protocols.
+fn request_head(parts: http::request::Parts, limits: &Limits) -> Result<RequestHead, StatusCode> {
     let authority = parts.uri.authority().map(|a| a.as_str().as_bytes());
     // RFC 9113 §8.3.1: a Host that names another entity than :authority is malformed.
     if let (Some(authority), Some(host)) = (authority, parts.headers.get(header::HOST)) {
@@ -216,6 +218,11 @@ fn request_head(parts: http::request::Parts) -> Result<RequestHead, StatusCode> 
             .path_and_query()
             .map(|pq| Bytes::copy_from_slice(pq.as_str().as_bytes()))
     };
+    // The request line HTTP/1.1 would have carried: METHOD SP target SP "HTTP/1.1".
+    let line = raw_target.as_ref().map_or(0, Bytes::len) + parts.method.as_str().len() + 10;
+    if line > limits.max_request_line {
+        return Err(StatusCode::URI_TOO_LONG);
+    }
     let target = raw_target
         .and_then(|raw| Target::parse(raw, &parts.method).ok())
         .ok_or(StatusCode::BAD_REQUEST)?;
@@ -223,6 +230,17 @@ fn request_head(parts: http::request::Parts) -> Result<RequestHead, StatusCode> 
         true => None,
         false => authority,
     };
+    // Counted as HTTP/1.1 counts its field lines ("name: value\r\n"), Host included.
+    let fields = parts.headers.len() + usize::from(host.is_some());
+    let field_bytes = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + host.map_or(0, |h| h.len() + 10);
+    if fields > limits.max_headers || field_bytes > limits.max_header_bytes {
+        return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
     let headers =
         Headers::from_fields(host, parts.headers.iter()).ok_or(StatusCode::BAD_REQUEST)?;
     Ok(RequestHead {
