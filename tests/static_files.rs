@@ -1335,3 +1335,25 @@ fn an_empty_file_is_served_with_content_length_0() {
     assert_eq!(res.status, 416);
     assert_eq!(header(&res, "content-range"), "bytes */0");
 }
+
+/// RFC 9110 §8.8.2.1: a file whose mtime is ahead of the server's clock is stated as modified at
+/// the response's Date, never later.
+#[test]
+fn a_future_mtime_is_never_sent_later_than_date() {
+    let root = TempRoot::new("future-mtime");
+    let path = root.write("future.txt", b"from the future\n");
+    let future = std::time::SystemTime::now() + Duration::from_secs(3 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(future)
+        .unwrap();
+    let server = serve(&root, &[]);
+    let res = get(&server, "/future.txt", &[]);
+    assert_eq!(res.status, 200);
+    let date = httpdate::parse_http_date(header(&res, "date")).unwrap();
+    let last_modified = httpdate::parse_http_date(header(&res, "last-modified")).unwrap();
+    assert!(last_modified <= date, "Last-Modified {last_modified:?} after Date {date:?}");
+    assert!(last_modified + Duration::from_secs(3600) < future);
+}

@@ -171,6 +171,18 @@ impl Validators {
         &self.last_modified_header
     }
 
+    /// The `Last-Modified` to send in a response originated at `now`. RFC 9110 §8.8.2.1: an
+    /// origin with a clock MUST NOT send a Last-Modified later than the message's Date, and
+    /// MUST replace a future modification time (a file touched with a date ahead of the clock)
+    /// with the origination date.
+    pub fn last_modified_header_at(&self, now: SystemTime) -> HeaderValue {
+        if self.last_modified <= now {
+            return self.last_modified_header.clone();
+        }
+        HeaderValue::from_str(&httpdate::fmt_http_date(now))
+            .expect("an IMF-fixdate is visible ASCII")
+    }
+
     /// The time `Last-Modified` states: the mtime truncated to the second. RFC 9110 §8.8.2.1:
     /// an origin SHOULD NOT send a Last-Modified later than its `Date`; comparing this with the
     /// clock (a file touched with a future mtime) is the caller's.
@@ -496,6 +508,25 @@ mod tests {
         assert_ne!(a.etag(), c.etag());
         // Same second: Last-Modified cannot tell them apart, the ETag can.
         assert_eq!(a.last_modified_header(), b.last_modified_header());
+    }
+
+    #[test]
+    fn a_future_mtime_is_stated_as_the_date_of_the_response() {
+        let v = validators();
+        let stated = UNIX_EPOCH + Duration::from_secs(MTIME_SECS);
+        // A clock at or past the mtime: the mtime.
+        assert_eq!(v.last_modified_header_at(stated).as_bytes(), LM);
+        assert_eq!(
+            v.last_modified_header_at(stated + Duration::from_secs(9))
+                .as_bytes(),
+            LM
+        );
+        // A clock behind it: the response's own time.
+        let now = stated - Duration::from_secs(3600);
+        assert_eq!(
+            v.last_modified_header_at(now).as_bytes(),
+            httpdate::fmt_http_date(now).as_bytes()
+        );
     }
 
     #[test]

@@ -254,7 +254,10 @@ impl StaticFiles {
         {
             let h = res.headers_mut();
             h.insert(ETAG, validators.etag_header().clone());
-            h.insert(LAST_MODIFIED, validators.last_modified_header().clone());
+            h.insert(
+                LAST_MODIFIED,
+                validators.last_modified_header_at(std::time::SystemTime::now()),
+            );
             if let Some(cc) = self.cache_control_for(rel) {
                 h.insert(CACHE_CONTROL, cc.clone());
             }
