@@ -81,7 +81,7 @@ impl FieldKind {
 }
 
 /// What the framing-related fields of a head said, collected one field line at a time.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct HeadFacts {
     content_length: Option<u64>,
     transfer_encoding: bool,

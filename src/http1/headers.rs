@@ -127,6 +127,14 @@ impl Headers {
         fields
     }
 
+    /// Exchange the field storage with `fields`, which must be empty (the parser fills a recycled
+    /// list in place). The head bytes are kept until `take_fields`: no field points into them.
+    pub(crate) fn swap_fields(&mut self, fields: &mut Vec<Field>) {
+        debug_assert!(fields.is_empty());
+        std::mem::swap(&mut self.fields, fields);
+        self.fields.clear();
+    }
+
     /// Empty this list and return it with its storage, for the next request: the head bytes are
     /// released, the capacity of the field list is kept.
     pub fn recycle(mut self) -> Headers {

@@ -79,19 +79,6 @@ struct RequestLine {
     end: usize,
 }
 
-/// Where one field line lies in the buffer: `name_start..name_end` is the name, and
-/// `value_start..value_end` the value without surrounding OWS.
-#[derive(Debug, Clone, Copy)]
-struct FieldRange {
-    kind: FieldKind,
-    /// The line holds no CTL (but its final CR) and no DEL, so its value needs no further check.
-    clean: bool,
-    name_start: usize,
-    name_end: usize,
-    value_start: usize,
-    value_end: usize,
-}
-
 /// Progress on the current head. Offsets are from the front of the caller's buffer, which only
 /// grows between calls until the head is complete.
 #[derive(Debug, Default)]
@@ -105,19 +92,31 @@ struct Scan {
     scanned: usize,
     /// The first CTL (other than LF) or DEL in the line not yet complete, if one was seen.
     first_ctl: Option<usize>,
+    /// Field lines seen so far (for `Limits::max_headers`).
+    field_lines: usize,
+    /// Host field lines seen so far.
+    hosts: usize,
+    /// What the framing fields said so far.
+    facts: HeadFacts,
+    /// The first field line that failed a check of its value or name length. Reported only once
+    /// the head is complete and its target parsed, so that which error a bad request gets does
+    /// not depend on when in the scan the check runs (the target is checked first).
+    field_error: Option<ParseError>,
 }
 
 /// Incremental parser for request heads; one per connection.
 ///
 /// Each line is checked once, when its LF arrives: the request line is parsed, and each field
-/// line is split into name and value ranges (kept in `fields`, reused across requests, so no
-/// allocation per request). When the empty line arrives the head is frozen once and the header
-/// `Headers` filled from the ranges without rescanning (hyper's two phases, made incremental).
+/// line is split into name and value ranges, its value checked and its framing meaning noted, in
+/// the same pass. The ranges go straight into the field storage that the `Headers` will own
+/// (taken from the caller's `spare`, so no allocation per request). When the empty line arrives
+/// the head is frozen once and handed over with that storage, without rescanning (hyper's two
+/// phases, made incremental and fused).
 #[derive(Debug)]
 pub struct HeadParser {
     limits: Limits,
     scan: Scan,
-    fields: Vec<FieldRange>,
+    fields: Vec<Field>,
     /// A rejection is fatal for the connection: once set, every call returns it again.
     error: Option<ParseError>,
 }
@@ -159,16 +158,26 @@ impl HeadParser {
         buf: &mut BytesMut,
         spare: &mut Headers,
     ) -> Result<Status<RequestHead>, ParseError> {
+        // Fill the caller's recycled storage rather than our own: at completion it is handed
+        // over as is, and ours (emptied) goes back to `spare`.
+        if self.fields.is_empty() && spare.capacity() > self.fields.capacity() {
+            spare.swap_fields(&mut self.fields);
+        }
         let Some(end) = self.scan_lines(buf)? else {
             return Ok(Status::Partial);
         };
-        let scan = std::mem::take(&mut self.scan);
-        let line = scan
+        let line = self
+            .scan
             .request_line
+            .take()
             .expect("a head is complete only after its request line");
         let head = buf.split_to(end).freeze();
-        let result = build_head(head, line, &self.fields, spare, self.limits.max_body);
-        self.fields.clear();
+        let mut fields = spare.take_fields();
+        std::mem::swap(&mut fields, &mut self.fields);
+        // The scan state is read in place, not moved: moving it (and the head's parts) through
+        // the stack cost more than the parsing did for a small head (measured).
+        let result = build_head(head, line, fields, &self.scan, self.limits.max_body);
+        self.scan = Scan::default();
         result.map(Status::Complete)
     }
 
@@ -231,18 +240,18 @@ impl HeadParser {
                     if line.is_empty() {
                         return Ok(Some(lf + 1));
                     }
-                    if self.fields.len() >= limits.max_headers {
+                    if self.scan.field_lines >= limits.max_headers {
                         return Err(ParseError::TooManyHeaders);
                     }
+                    self.scan.field_lines += 1;
                     let (name_len, value) = split_field_line(line)?;
-                    self.fields.push(FieldRange {
-                        kind: FieldKind::of(&line[..name_len]),
-                        clean,
-                        name_start: line_start,
-                        name_end: line_start + name_len,
-                        value_start: line_start + value.start,
-                        value_end: line_start + value.end,
-                    });
+                    if self.scan.field_error.is_none() {
+                        let name = line_start..line_start + name_len;
+                        let value = line_start + value.start..line_start + value.end;
+                        if let Err(e) = self.record_field(buf, name, value, clean) {
+                            self.scan.field_error = Some(e);
+                        }
+                    }
                 }
             }
         }
@@ -263,45 +272,165 @@ impl HeadParser {
         }
         Ok(None)
     }
+
+    /// Check one field line's name length and value and note what it means for framing (the
+    /// checks `build_head` would otherwise make in a second pass), then store its ranges.
+    /// `clean`: the line holds no CTL but its final CR and no DEL (see `find_line_end`).
+    #[inline]
+    fn record_field(
+        &mut self,
+        buf: &[u8],
+        name: Range<usize>,
+        value: Range<usize>,
+        clean: bool,
+    ) -> Result<(), ParseError> {
+        let kind = FieldKind::of(buf.get(name.clone()).unwrap_or_default());
+        // The name was checked to be a token by `split_field_line`; only its length is left to
+        // check (`Field` refuses names over 65535 bytes, as `http::HeaderName` does).
+        let field = Field::new(name, value.clone()).ok_or(ParseError::BadHeaderName)?;
+        let value = buf.get(value).unwrap_or_default();
+        // A clean line holds only bytes RFC 9110 §5.5 allows.
+        if !clean {
+            check_field_value(value)?;
+        }
+        match kind {
+            FieldKind::Other => {}
+            FieldKind::Host => {
+                // RFC 9112 §3.2: more than one Host field line → 400.
+                self.scan.hosts += 1;
+                if self.scan.hosts > 1 {
+                    return Err(ParseError::DuplicateHost);
+                }
+                // RFC 9112 §3.2: an invalid Host field value → 400.
+                if !value.iter().all(|&b| HOST_BYTE[usize::from(b)]) {
+                    return Err(ParseError::BadHost);
+                }
+            }
+            _ => self.scan.facts.observe(kind, value)?,
+        }
+        self.fields.push(field);
+        Ok(())
+    }
+}
+
+/// Eight 0x01 bytes, for the word-at-a-time scans (SWAR) below.
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+/// The high bit of each of eight bytes.
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// The eight bytes at `buf[at..]`, the first in the low bits, so that the lowest marked byte of a
+/// SWAR mask is the first in the buffer (whatever the machine's byte order).
+#[inline(always)]
+fn word_at(buf: &[u8], at: usize) -> Option<u64> {
+    let bytes: &[u8; 8] = buf.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(*bytes))
+}
+
+/// The high bit set in each byte of `x` that is a CTL (below 0x20) or DEL. Exact for the lowest
+/// marked byte (a borrow only runs towards higher bytes, so only bytes above a true mark can be
+/// marked falsely), which is all `trailing_zeros` reads.
+#[inline(always)]
+fn ctl_mask(x: u64) -> u64 {
+    let ctl = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+    let del = x ^ (ONES * 0x7f);
+    ctl | (del.wrapping_sub(ONES) & !del & HIGHS)
+}
+
+/// Whether `marked` holds for any byte of `block`. Written as an OR of bytes so that the compiler
+/// makes it a vector compare and one `pmovmskb` (checked in the x86-64 assembly).
+#[inline(always)]
+fn any_byte(block: &[u8; 16], marked: impl Fn(u8) -> bool) -> bool {
+    let mut any = 0u8;
+    for &b in block {
+        any |= u8::from(marked(b));
+    }
+    any != 0
+}
+
+/// The high bit set in each byte of `x` that is not an ASCII letter, digit or "-" (the bytes of
+/// nearly every field name). Each test is exact per byte: the sums stay below 0x100 per byte.
+#[inline(always)]
+fn non_name_mask(x: u64) -> u64 {
+    const LOWS: u64 = ONES * 0x7f;
+    let low = x & LOWS;
+    let folded = (x | (ONES * 0x20)) & LOWS;
+    // folded >= 'a' and folded <= 'z'; low >= '0' and low <= '9'.
+    let letter = (folded + ONES * (0x80 - u64::from(b'a')))
+        & !(folded + ONES * (0x80 - u64::from(b'z') - 1));
+    let digit =
+        (low + ONES * (0x80 - u64::from(b'0'))) & !(low + ONES * (0x80 - u64::from(b'9') - 1));
+    let dash = x ^ (ONES * u64::from(b'-'));
+    let is_dash = !(((dash & LOWS) + LOWS) | dash);
+    (!(letter | digit | is_dash) | x) & HIGHS
+}
+
+/// The offset of the first `needle` in `hay`: eight bytes at a time, inline. For the short
+/// stretches of a request line, a call into `memchr` costs more than it saves.
+#[inline]
+pub(super) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    let pattern = ONES * u64::from(needle);
+    let mut at = 0;
+    while let Some(x) = word_at(hay, at) {
+        let x = x ^ pattern;
+        // Zero bytes of x; exact for the lowest, as in `ctl_mask`.
+        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zeros != 0 {
+            return Some(at + (zeros.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = hay.get(at..).unwrap_or_default();
+    tail.iter().position(|&b| b == needle).map(|i| at + i)
 }
 
 /// The offset of the first LF in `buf` at or after `from`, noting in `first_ctl` the first other
 /// CTL or DEL passed on the way (if none was noted before): one pass finds where a field line
 /// ends and whether its value needs the byte-by-byte check of RFC 9110 §5.5.
 ///
-/// Sixteen bytes at a time while none is a CTL or DEL (written so that the compiler turns each
-/// block into a few vector instructions; no `unsafe`), then byte by byte through the block that
-/// has one.
+/// Blocks of sixteen bytes without CTL or DEL are skipped with a few vector instructions
+/// (`any_byte`; no `unsafe`); then eight bytes at a time (`ctl_mask`), `trailing_zeros` jumping
+/// straight to the first CTL, usually the CR, and the LF right after it is checked directly.
+/// (Reading a vector compare's result back as a number went through memory and stalled: slower
+/// in time although fewer instructions.)
 #[inline]
 fn find_line_end(buf: &[u8], from: usize, first_ctl: &mut Option<usize>) -> Option<usize> {
-    const BLOCK: usize = 16;
-    #[inline(always)]
-    fn is_ctl(b: u8) -> bool {
-        b < 0x20 || b == 0x7f
-    }
     let mut i = from;
     loop {
-        while let Some(block) = buf.get(i..i + BLOCK) {
-            let block: &[u8; BLOCK] = block.try_into().expect("a range of BLOCK bytes");
-            if block.iter().fold(false, |any, &b| any | is_ctl(b)) {
+        while let Some(block) = buf.get(i..).and_then(|rest| rest.first_chunk::<16>()) {
+            if any_byte(block, |b| b < 0x20 || b == 0x7f) {
                 break;
             }
-            i += BLOCK;
+            i += 16;
         }
-        let end = buf.len().min(i + BLOCK);
-        for (at, &b) in buf.get(i..end).unwrap_or_default().iter().enumerate() {
-            if is_ctl(b) {
-                if b == b'\n' {
-                    return Some(i + at);
-                }
-                first_ctl.get_or_insert(i + at);
+        let Some(x) = word_at(buf, i) else {
+            break;
+        };
+        let mask = ctl_mask(x);
+        if mask == 0 {
+            i += 8;
+            continue;
+        }
+        let at = i + (mask.trailing_zeros() / 8) as usize;
+        match buf.get(at) {
+            Some(b'\n') => return Some(at),
+            Some(b'\r') if buf.get(at + 1) == Some(&b'\n') => {
+                first_ctl.get_or_insert(at);
+                return Some(at + 1);
             }
+            _ => {}
         }
-        if end == buf.len() {
-            return None;
-        }
-        i = end;
+        first_ctl.get_or_insert(at);
+        i = at + 1;
     }
+    for (at, &b) in buf.get(i..).unwrap_or_default().iter().enumerate() {
+        if b < 0x20 || b == 0x7f {
+            if b == b'\n' {
+                return Some(i + at);
+            }
+            first_ctl.get_or_insert(i + at);
+        }
+    }
+    None
 }
 
 /// Skip up to `MAX_LEADING_EMPTY_LINES` CRLFs; the offset of the request line, or `None` if the
@@ -352,11 +481,11 @@ fn parse_request_line(
     let sp2 = after_method
         + line
             .get(after_method..)
-            .and_then(|rest| memchr::memchr(b' ', rest))
+            .and_then(|rest| find_byte(rest, b' '))
             .ok_or(ParseError::BadRequestLine)?;
     let method_bytes = &line[..sp1];
     let version_bytes = line.get(sp2 + 1..).unwrap_or_default();
-    if sp1 == 0 || sp2 == after_method || version_bytes.contains(&b' ') {
+    if sp1 == 0 || sp2 == after_method || find_byte(version_bytes, b' ').is_some() {
         return Err(ParseError::BadRequestLine);
     }
     // RFC 9112 §3.1: method = token; extension methods are allowed (RFC 9110 §9.1).
@@ -374,55 +503,30 @@ fn parse_request_line(
     })
 }
 
-/// Build the `RequestHead` from a complete, frozen head and the ranges found while scanning.
+/// Build the `RequestHead` from a complete, frozen head, the fields recorded while scanning and
+/// what the scan learnt from them.
 fn build_head(
     head: Bytes,
     line: RequestLine,
-    fields: &[FieldRange],
-    spare: &mut Headers,
+    fields: Vec<Field>,
+    scan: &Scan,
     max_body: u64,
 ) -> Result<RequestHead, ParseError> {
     let target = Target::parse(head.slice(line.target), &line.method)?;
-    let mut list = spare.take_fields();
-    list.reserve(fields.len());
-    let mut facts = HeadFacts::default();
-    let mut hosts = 0usize;
-    for f in fields {
-        // The name was checked to be a token while scanning; only its length is left to check
-        // (`Field` refuses names over 65535 bytes, as `http::HeaderName` does).
-        let field = Field::new(f.name_start..f.name_end, f.value_start..f.value_end)
-            .ok_or(ParseError::BadHeaderName)?;
-        let value = head.get(f.value_start..f.value_end).unwrap_or_default();
-        // A clean line (see `find_line_end`) holds only bytes RFC 9110 §5.5 allows.
-        if !f.clean {
-            check_field_value(value)?;
-        }
-        if f.kind == FieldKind::Host {
-            // RFC 9112 §3.2: more than one Host field line → 400.
-            hosts += 1;
-            if hosts > 1 {
-                return Err(ParseError::DuplicateHost);
-            }
-            // RFC 9112 §3.2: an invalid Host field value → 400.
-            if !value.iter().all(|&b| HOST_BYTE[usize::from(b)]) {
-                return Err(ParseError::BadHost);
-            }
-        } else {
-            facts.observe(f.kind, value)?;
-        }
-        list.push(field);
+    if let Some(e) = scan.field_error {
+        return Err(e);
     }
     // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
     // request message that lacks a Host header field". HTTP/1.0 did not require it.
-    if line.version == Version::Http11 && hosts == 0 {
+    if line.version == Version::Http11 && scan.hosts == 0 {
         return Err(ParseError::MissingHost);
     }
-    let decision = facts.finish(line.version, max_body)?;
+    let decision = scan.facts.finish(line.version, max_body)?;
     Ok(RequestHead {
         method: line.method,
         target,
         version: line.version,
-        headers: Headers::new(head, list),
+        headers: Headers::new(head, fields),
         framing: decision.framing,
         keep_alive: decision.keep_alive,
         expect_continue: decision.expect_continue,
@@ -446,6 +550,7 @@ fn parse_version(v: &[u8]) -> Result<Version, ParseError> {
 
 /// Split one field line (without its CRLF) into the name length and the value range (OWS
 /// trimmed), checking the name. Shared by the head and chunked trailers.
+#[inline(always)]
 fn split_field_line(line: &[u8]) -> Result<(usize, Range<usize>), ParseError> {
     // RFC 9112 §5.2: obs-fold (a line starting with SP or HTAB continues the previous field) is
     // obsolete; outside message/http a server MUST reject it or replace it with SP. We reject.
@@ -453,10 +558,25 @@ fn split_field_line(line: &[u8]) -> Result<(usize, Range<usize>), ParseError> {
         return Err(ParseError::ObsFold);
     }
     // RFC 9112 §5: field-line = field-name ":" OWS field-value OWS; field-name = token.
-    let name_len = line
-        .iter()
-        .position(|&b| !TOKEN[usize::from(b)])
-        .unwrap_or(line.len());
+    // Most names are letters, digits and "-" only: eight bytes of those are skipped at once
+    // (`non_name_mask`), and the table takes over at the first other byte (usually the colon).
+    let mut name_len = 0;
+    while let Some(x) = word_at(line, name_len) {
+        let others = non_name_mask(x);
+        if others != 0 {
+            name_len += (others.trailing_zeros() / 8) as usize;
+            break;
+        }
+        name_len += 8;
+    }
+    if line.get(name_len) != Some(&b':') {
+        name_len += line
+            .get(name_len..)
+            .unwrap_or_default()
+            .iter()
+            .position(|&b| !TOKEN[usize::from(b)])
+            .unwrap_or(line.len() - name_len);
+    }
     match line.get(name_len) {
         Some(b':') if name_len > 0 => {}
         // RFC 9112 §5.1: "No whitespace is allowed between the field name and colon"; a server
@@ -711,6 +831,46 @@ mod tests {
         };
         assert_eq!(head.headers.capacity(), cap);
         assert_eq!(spare.capacity(), 0);
+    }
+
+    #[test]
+    fn word_at_a_time_scans_find_the_first_byte_at_every_position() {
+        for b in 0..=255u8 {
+            for len in 1..20 {
+                for pos in 0..len {
+                    let mut hay = vec![b'a'; len];
+                    hay[pos] = b;
+                    // A second mark after the first must not hide it.
+                    if pos + 1 < len {
+                        hay[pos + 1] = b;
+                    }
+                    let found = find_byte(&hay, b);
+                    assert_eq!(found, (b != b'a').then_some(pos).or(Some(0)), "{b:#04x}");
+                    let mut first_ctl = None;
+                    let lf = find_line_end(&hay, 0, &mut first_ctl);
+                    let ctl = b < 0x20 || b == 0x7f;
+                    assert_eq!(lf, (b == b'\n').then_some(pos), "{b:#04x} at {pos}");
+                    let expected = (ctl && b != b'\n').then_some(pos);
+                    assert_eq!(first_ctl, expected, "{b:#04x} at {pos} of {len}");
+                }
+            }
+        }
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut word = *b"a0-Zz9Aa";
+                word[pos] = b;
+                let common = b.is_ascii_alphanumeric() || b == b'-';
+                let first = (!common).then_some(pos as u32);
+                let mask = non_name_mask(u64::from_le_bytes(word));
+                assert_eq!(
+                    (mask != 0).then(|| mask.trailing_zeros() / 8),
+                    first,
+                    "{b:#04x} at {pos}"
+                );
+            }
+        }
+        assert_eq!(find_byte(b"", b' '), None);
+        assert_eq!(find_byte(b"abcdefghijk", b' '), None);
     }
 
     // ---------------------------------------------------------------- incremental parsing
