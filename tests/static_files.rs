@@ -1354,6 +1354,9 @@ fn a_future_mtime_is_never_sent_later_than_date() {
     assert_eq!(res.status, 200);
     let date = httpdate::parse_http_date(header(&res, "date")).unwrap();
     let last_modified = httpdate::parse_http_date(header(&res, "last-modified")).unwrap();
-    assert!(last_modified <= date, "Last-Modified {last_modified:?} after Date {date:?}");
+    assert!(
+        last_modified <= date,
+        "Last-Modified {last_modified:?} after Date {date:?}"
+    );
     assert!(last_modified + Duration::from_secs(3600) < future);
 }
