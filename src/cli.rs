@@ -43,8 +43,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on: IP:PORT, [IPv6]:PORT or a bare PORT (127.0.0.1). Repeat for more.
-    #[arg(long = "listen", value_name = "ADDR", value_parser = parse_listen, default_value = "127.0.0.1:8080")]
+    /// Address to serve plain HTTP on: IP:PORT, [IPv6]:PORT or a bare PORT (127.0.0.1). Repeat
+    /// for more. Default: 127.0.0.1:8080, unless --tls-listen is given (then HTTPS only).
+    #[arg(long = "listen", value_name = "ADDR", value_parser = parse_listen)]
     pub listen: Vec<SocketAddr>,
 
     /// Number of shards (threads, one per core); 0 = every core this process may run on.
@@ -392,7 +393,7 @@ impl ServeArgs {
             }
             mounts.push(self.static_config("--mount", prefix, &PathBuf::from(dir))?);
         }
-        let mut config = ServeConfig::new(self.listen.clone());
+        let mut config = ServeConfig::new(self.plain_listen()?);
         config.root = self.root.clone();
         config.site = Some(site);
         config.mounts = mounts;
@@ -422,6 +423,23 @@ impl ServeArgs {
         rt.grace = self.grace;
         rt.handle_signals = true;
         Ok(config)
+    }
+
+    /// The plain listeners: as given; 127.0.0.1:8080 when none and no TLS listener either.
+    fn plain_listen(&self) -> Result<Vec<SocketAddr>, FlagError> {
+        if !self.listen.is_empty() {
+            return Ok(self.listen.clone());
+        }
+        if self.redirect_https {
+            return Err(flag_err(
+                "--redirect-https",
+                "needs a plain listener to redirect from (--listen)",
+            ));
+        }
+        if self.tls_listen.is_empty() {
+            return Ok(vec![DEFAULT_LISTEN]);
+        }
+        Ok(Vec::new())
     }
 
     fn h2_config(&self) -> Result<H2Config, FlagError> {
@@ -680,6 +698,9 @@ impl ServeArgs {
     }
 }
 
+/// Where `percore serve` listens when no address is given.
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
@@ -756,6 +777,27 @@ mod tests {
         assert_eq!(parse_listen("9000").unwrap().to_string(), "127.0.0.1:9000");
         assert_eq!(parse_listen("[::1]:80").unwrap().to_string(), "[::1]:80");
         assert!(parse_listen("localhost:abc").is_err());
+    }
+
+    fn config(args: &[&str]) -> Result<ServeConfig, FlagError> {
+        let cli = Cli::try_parse_from(["percore", "serve"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Serve(serve) => serve.into_config(),
+        }
+    }
+
+    #[test]
+    fn plain_http_on_8080_unless_only_tls_is_asked_for() {
+        let plain = config(&[]).unwrap();
+        assert_eq!(plain.listen, vec![DEFAULT_LISTEN]);
+        assert!(plain.tls.is_none());
+        let tls_only = config(&["--tls-listen", "8443"]).unwrap();
+        assert!(tls_only.listen.is_empty());
+        assert_eq!(tls_only.tls.unwrap().listen.len(), 1);
+        let both = config(&["--tls-listen", "8443", "--listen", "8081"]).unwrap();
+        assert_eq!(both.listen.len(), 1);
+        let err = config(&["--tls-listen", "8443", "--redirect-https"]).unwrap_err();
+        assert!(err.to_string().contains("--redirect-https"), "{err}");
     }
 
     #[test]
