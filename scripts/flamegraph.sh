@@ -3,6 +3,8 @@
 #
 #   scripts/flamegraph.sh CASE [SECONDS]
 #     CASE     plaintext | pipeline | json | churn | close   (the workloads of bench/run.sh)
+#              h2s | h2p   (HTTP/2 over TLS, h2load -c16 -m100: a 4 KiB file / /plaintext,
+#                           the workloads of bench/tls.sh; needs h2load from nghttp2-client)
 #     SECONDS  how long perf samples (default 10); wrk runs 1 s warm-up + that + 2 s
 #
 # Writes flamegraphs/CASE.svg and, next to it, flamegraphs/CASE.txt with the
@@ -29,8 +31,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CASE=${1:-}
 SECS=${2:-10}
 case $CASE in
-  plaintext|pipeline|json|churn|close) ;;
-  *) echo "usage: $0 plaintext|pipeline|json|churn|close [SECONDS]" >&2; exit 2 ;;
+  plaintext|pipeline|json|churn|close|h2s|h2p) ;;
+  *) echo "usage: $0 plaintext|pipeline|json|churn|close|h2s|h2p [SECONDS]" >&2; exit 2 ;;
 esac
 [[ $SECS =~ ^[0-9]+$ && $SECS -gt 0 ]] || { echo "SECONDS must be a positive integer" >&2; exit 2; }
 
@@ -54,6 +56,7 @@ pkgs=()
 command -v wrk >/dev/null || pkgs+=(wrk)
 command -v curl >/dev/null || pkgs+=(curl)
 command -v perf >/dev/null || pkgs+=(linux-perf)
+[[ $CASE != h2* ]] || command -v h2load >/dev/null || pkgs+=(nghttp2-client)
 if ((${#pkgs[@]})); then
   log "installing ${pkgs[*]} (apt-get)"
   apt-get update -q >/dev/null
@@ -94,6 +97,12 @@ trap 'exit 130' INT TERM
 if ss -Hltn "sport = :$PORT" | grep -q .; then echo "port $PORT is in use (PORT=...)" >&2; exit 1; fi
 # shellcheck disable=SC2206  # PERCORE_ARGS is a list of flags
 SERVE=(taskset -c "$SERVER_CPU" "$BIN" serve --shards 1 --no-pin --listen "127.0.0.1:$PORT" ${PERCORE_ARGS:-})
+TLS_PORT=$((PORT + 1))
+if [[ $CASE == h2* ]]; then
+  # A 4 KiB file under its own root, and a TLS listener with the development certificate.
+  mkdir -p "$WORK/www" && head -c 4096 /dev/urandom >"$WORK/www/small.bin"
+  SERVE+=(--tls-listen "127.0.0.1:$TLS_PORT" --root "$WORK/www")
+fi
 (cd "$ROOT" && exec "${SERVE[@]}") >"$WORK/percore.log" 2>&1 &
 SPID=$!
 for _ in $(seq 1 100); do
@@ -114,6 +123,10 @@ case $CASE in
   close) OPTS=(-H "Connection: close") ;;
 esac
 WRK=(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$((SECS + 3))s" "${OPTS[@]}" "$URL" "${POST[@]}")
+case $CASE in
+  h2s) WRK=(taskset -c "$CLIENT_CPU" h2load -c16 -m100 -D "$((SECS + 3))" "https://127.0.0.1:$TLS_PORT/small.bin") ;;
+  h2p) WRK=(taskset -c "$CLIENT_CPU" h2load -c16 -m100 -D "$((SECS + 3))" "https://127.0.0.1:$TLS_PORT/plaintext") ;;
+esac
 PERF=(perf record -e cpu-clock -F 999 "${PERF_CG[@]}" -p "$SPID" -o "$WORK/perf.data" -- sleep "$SECS")
 
 timeout -k 5 $((SECS + 30)) "${WRK[@]}" >"$WORK/wrk.txt" 2>&1 &
@@ -129,7 +142,8 @@ kill -TERM "$SPID"; wait "$SPID" 2>/dev/null || true; SPID=""
 perf script -i "$WORK/perf.data" -F comm,pid,tid,time,event,ip,sym,dso 2>"$WORK/perf-script.log" >"$WORK/perf.script"
 inferno-collapse-perf --all <"$WORK/perf.script" >"$WORK/folded.txt"
 SAMPLES=$(awk '{n += $NF} END {print n + 0}' "$WORK/folded.txt")
-TITLE="percore, 1 shard on CPU $SERVER_CPU: $CASE ($(sed -n 's/^Requests\/sec: *//p' "$WORK/wrk.txt") req/s under perf)"
+RPS=$(sed -n -e 's/^Requests\/sec: *//p' -e 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$WORK/wrk.txt")
+TITLE="percore, 1 shard on CPU $SERVER_CPU: $CASE ($RPS req/s under perf)"
 inferno-flamegraph --title "$TITLE" --subtitle "perf record -e cpu-clock -F 999 ${PERF_CG[*]}, ${SECS}s, $SAMPLES samples" \
   <"$WORK/folded.txt" >"$OUT/$NAME.svg"
 
