@@ -106,13 +106,17 @@ enum Flow {
 }
 
 /// How an HTTP/1.1 connection ended.
-pub(crate) enum H1Exit<T> {
+pub(crate) enum H1Exit<T, S> {
     Closed,
-    /// The client opened with the HTTP/2 preface (only where `h2c` was allowed): the stream and
-    /// every byte read so far, preface included, for the HTTP/2 server to take over.
+    /// The client opened with the HTTP/2 preface (only where `h2c` was allowed): the stream, every
+    /// byte read so far (preface included) and what the connection was served with, for the
+    /// HTTP/2 server to take over.
     Http2 {
         stream: T,
         read: BytesMut,
+        peer: SocketAddr,
+        ctx: Rc<ShardCtx>,
+        app: Rc<S>,
     },
 }
 
@@ -132,7 +136,7 @@ pub(crate) async fn serve_h1<S: Service, T: Transport>(
     ctx: Rc<ShardCtx>,
     app: Rc<S>,
     options: H1Options,
-) -> H1Exit<T> {
+) -> H1Exit<T, S> {
     let mut conn = H1Connection {
         rbuf: ctx.take_read_buf(),
         wbuf: ctx.take_write_buf(),
@@ -163,9 +167,13 @@ pub(crate) async fn serve_h1<S: Service, T: Transport>(
             Active::Http2 => {
                 let read = mem::take(&mut conn.rbuf);
                 conn.release_buffers();
+                let stream = conn.stream;
                 return H1Exit::Http2 {
-                    stream: conn.stream,
+                    stream,
                     read,
+                    peer,
+                    ctx: ctx.clone(),
+                    app: app.clone(),
                 };
             }
         }
