@@ -3,6 +3,8 @@
 //! take `now`, so tests drive virtual time and this module never reads the system clock.
 
 use std::io::Write;
+
+use http::HeaderValue;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Length of an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
@@ -14,6 +16,9 @@ const MAX_SECS: u64 = 253_402_300_799;
 #[derive(Debug, Clone)]
 pub struct DateCache {
     bytes: [u8; IMF_FIXDATE_LEN],
+    /// The same value as a header value, for responses built as an `http::HeaderMap` (HTTP/2):
+    /// made once a second, cloned (a reference count) per response.
+    header: HeaderValue,
     /// Whole seconds since the epoch of the cached value.
     secs: u64,
 }
@@ -22,6 +27,7 @@ impl DateCache {
     pub fn new(now: SystemTime) -> Self {
         let mut cache = DateCache {
             bytes: [b' '; IMF_FIXDATE_LEN],
+            header: HeaderValue::from_static(""),
             secs: 0,
         };
         cache.render(clamped_secs(now));
@@ -41,6 +47,11 @@ impl DateCache {
         &self.bytes
     }
 
+    /// The IMF-fixdate as a `Date` header value.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.header
+    }
+
     fn render(&mut self, secs: u64) {
         let date = httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(secs));
         let mut cursor = &mut self.bytes[..];
@@ -48,6 +59,8 @@ impl DateCache {
         // always exactly 29 bytes, so this cannot run out of room.
         let written = write!(cursor, "{date}");
         debug_assert!(written.is_ok() && cursor.is_empty());
+        self.header = HeaderValue::from_bytes(&self.bytes)
+            .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
         self.secs = secs;
     }
 }
@@ -72,6 +85,17 @@ mod tests {
     fn formats_imf_fixdate() {
         let cache = DateCache::new(at(784_111_777));
         assert_eq!(cache.as_bytes(), b"Sun, 06 Nov 1994 08:49:37 GMT");
+    }
+
+    #[test]
+    fn the_header_value_follows_the_bytes() {
+        let mut cache = DateCache::new(at(784_111_777));
+        assert_eq!(cache.header_value().as_bytes(), cache.as_bytes());
+        cache.update(at(784_111_778));
+        assert_eq!(
+            cache.header_value().as_bytes(),
+            b"Sun, 06 Nov 1994 08:49:38 GMT"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use super::body::BodyJoiner;
 use super::registry::{CancelReason, SlotGuard};
 use super::shard::{ShardCtx, READ_BUF_SIZE};
 use super::transport::Transport;
@@ -361,21 +362,10 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
                 .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             self.flush().await.map_err(BodyError::End)?;
         }
-        // A body that arrived in one piece is passed on without a copy.
-        let mut first: Option<Bytes> = None;
-        let mut joined = BytesMut::new();
+        let mut body = BodyJoiner::default();
         loop {
             match decoder.decode(&mut self.rbuf) {
-                Ok(Status::Complete(BodyEvent::Data(data))) => {
-                    if first.is_none() && joined.is_empty() {
-                        first = Some(data);
-                    } else {
-                        if let Some(first) = first.take() {
-                            joined.extend_from_slice(&first);
-                        }
-                        joined.extend_from_slice(&data);
-                    }
-                }
+                Ok(Status::Complete(BodyEvent::Data(data))) => body.push(data),
                 Ok(Status::Complete(BodyEvent::End)) => break,
                 Ok(Status::Partial) => {
                     let deadline = self.ctx.deadline(self.ctx.config.timeouts.body);
@@ -386,10 +376,7 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
                 Err(err) => return Err(BodyError::Parse(err)),
             }
         }
-        Ok(match first {
-            Some(first) => first,
-            None => joined.freeze(),
-        })
+        Ok(body.finish())
     }
 
     /// Encodes `res` after the responses already waiting in the write buffer. A body too large to

@@ -16,13 +16,14 @@ use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use h2::server::{Connection, SendResponse};
 use h2::{RecvStream, SendStream};
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::body::BodyJoiner;
 use super::shard::ShardCtx;
 use super::write_batch::{batched, BatchedIo};
 use crate::http1::{body_allowed, Framing, Headers, Limits, RequestHead, Target, Version};
@@ -280,9 +281,7 @@ async fn read_body(
     if body.is_end_stream() {
         return Ok(Bytes::new());
     }
-    let mut first: Option<Bytes> = None;
-    let mut joined = BytesMut::new();
-    let mut total = 0usize;
+    let mut joined = BodyJoiner::default();
     loop {
         let next = monoio::time::timeout(ctx.config.timeouts.body, body.data()).await;
         let data = match next {
@@ -291,21 +290,13 @@ async fn read_body(
             Ok(Some(Err(_))) => return Err(BodyError::Stream),
             Ok(Some(Ok(data))) => data,
         };
-        total += data.len();
-        if total as u64 > max {
+        if (joined.len() + data.len()) as u64 > max {
             return Err(BodyError::TooLarge);
         }
         let _ = body.flow_control().release_capacity(data.len());
-        if first.is_none() && joined.is_empty() {
-            first = Some(data);
-        } else {
-            if let Some(first) = first.take() {
-                joined.extend_from_slice(&first);
-            }
-            joined.extend_from_slice(&data);
-        }
+        joined.push(data);
     }
-    Ok(first.unwrap_or_else(|| joined.freeze()))
+    Ok(joined.finish())
 }
 
 /// A short plain-text error response on this stream.
@@ -329,9 +320,7 @@ fn send_error(respond: &mut SendResponse<Bytes>, status: StatusCode, ctx: &Shard
 
 fn add_server_fields(headers: &mut HeaderMap, ctx: &ShardCtx) {
     headers.insert(header::SERVER, HeaderValue::from_static("percore"));
-    if let Ok(date) = HeaderValue::from_bytes(ctx.date().as_bytes()) {
-        headers.insert(header::DATE, date);
-    }
+    headers.insert(header::DATE, ctx.date().header_value().clone());
 }
 
 /// Writes the response: the head, then the body within the peer's flow-control windows.

@@ -2,6 +2,7 @@
 //! state and application, runs the ticker (Date cache, timeouts, parking), the shutdown watcher
 //! and the mesh inbox, and hands every accepted connection to the HTTP/1.1 loop.
 
+mod body;
 mod h1;
 mod h2;
 mod redirect;
