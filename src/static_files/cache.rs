@@ -167,7 +167,10 @@ impl Default for FileCacheLimits {
 
 /// One shard's cache for one mount.
 pub struct FileCache {
-    entries: HashMap<Box<str>, Entry>,
+    /// foldhash's quality variant with per-process random seeds instead of std's SipHash: a
+    /// lookup per request, and the keys (request paths, missing ones included) are the client's,
+    /// so the hash must stay seeded, not just fast.
+    entries: HashMap<Box<str>, Entry, foldhash::quality::RandomState>,
     bytes_held: u64,
     open_files: usize,
     limits: FileCacheLimits,
@@ -176,7 +179,7 @@ pub struct FileCache {
 impl FileCache {
     pub fn new(limits: FileCacheLimits) -> Self {
         FileCache {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             bytes_held: 0,
             open_files: 0,
             limits,

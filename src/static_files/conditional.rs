@@ -321,7 +321,14 @@ fn list_matches<'a>(
     let mut present = false;
     for line in lines {
         present = true;
-        if trim_ows(line) == b"*" {
+        let line = trim_ows(line);
+        if line == b"*" {
+            return Some(true);
+        }
+        // The usual revalidation echoes our own tag back alone: one comparison instead of a scan.
+        if line == current.header.as_bytes()
+            && (comparison == Comparison::Weak || !current.is_weak())
+        {
             return Some(true);
         }
         let matched = EntityTagList::new(line).any(|element| match element {
@@ -486,6 +493,34 @@ mod tests {
 
     fn put_im(value: &str) -> Precondition {
         eval(Method::PUT, &[value.as_bytes()], None, &[], None)
+    }
+
+    #[test]
+    fn an_echoed_tag_matches_by_the_comparison_not_by_bytes_alone() {
+        let strong = validators().etag().clone();
+        let echoed = strong.header.as_bytes().to_vec();
+        assert_eq!(
+            list_matches([&echoed[..]], &strong, Comparison::Strong),
+            Some(true)
+        );
+        let weak = ETag {
+            header: HeaderValue::from_static("W/\"v1\""),
+            weak: true,
+        };
+        // The client echoes a weak tag byte for byte: If-None-Match (weak) matches, If-Match
+        // (strong) must not, yet a later `*` line still does.
+        assert_eq!(
+            list_matches([&b"W/\"v1\""[..]], &weak, Comparison::Weak),
+            Some(true)
+        );
+        assert_eq!(
+            list_matches([&b" W/\"v1\" "[..]], &weak, Comparison::Strong),
+            Some(false)
+        );
+        assert_eq!(
+            list_matches([&b"W/\"v1\""[..], b"*"], &weak, Comparison::Strong),
+            Some(true)
+        );
     }
 
     #[test]
