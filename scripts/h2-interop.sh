@@ -3,7 +3,8 @@
 # starts `percore serve` with a plain and a TLS listener (self-signed development certificate,
 # written out so the clients can trust it), runs each check, and stops the server by PID.
 #
-#   scripts/h2-interop.sh                       # uses target/debug/percore (built by cargo test)
+#   scripts/h2-interop.sh                       # uses target/debug/percore (built by cargo test;
+#                                               # under $CARGO_TARGET_DIR when that is set)
 #   PERCORE_BIN=target/release/percore PORT=18090 TLS_PORT=18453 scripts/h2-interop.sh
 #
 # Needs: curl, nghttp, h2load (apt-get install -y curl nghttp2-client). Exit 0 = all passed.
@@ -12,7 +13,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT=${PORT:-18090}
 TLS_PORT=${TLS_PORT:-18453}
-PERCORE_BIN=${PERCORE_BIN:-$ROOT/target/debug/percore}
+PERCORE_BIN=${PERCORE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/percore}
 WORK=$(mktemp -d /tmp/percore-h2-interop.XXXXXX)
 LOG=$WORK/server.log
 CERT=$WORK/dev-cert.pem
@@ -68,8 +69,20 @@ check "curl --http2 over TLS: ALPN h2, body" $'^Hello, World!\n2 200$' \
   "${CURL[@]}" --http2 -w '\n%{http_version} %{http_code}' "$TLS/plaintext"
 check "curl --http1.1 over TLS" '^1.1 200$' "${CURL[@]}" --http1.1 -o /dev/null -w '%{http_version} %{http_code}' "$TLS/json"
 check "curl --http2-prior-knowledge (h2c)" '^2 200$' "${CURL[@]}" --http2-prior-knowledge -o /dev/null -w '%{http_version} %{http_code}' "$PLAIN/plaintext"
-# Upgrade: h2c is deprecated (RFC 9113 §3.1) and answered over HTTP/1.1, as nginx does.
-check "curl --http2 cleartext (Upgrade ignored)" '^1.1 200$' "${CURL[@]}" --http2 -o /dev/null -w '%{http_version} %{http_code}' "$PLAIN/plaintext"
+# Upgrade: h2c (RFC 7540 §3.2; deprecated by RFC 9113 §3.1, still what curl --http2 does on http://):
+# a 101, the request answered on stream 1, then more requests on the same connection.
+check "curl --http2 cleartext: Upgrade: h2c, 101, answered over h2" $'^Hello, World!\n2 200$' \
+  "${CURL[@]}" --http2 -w '\n%{http_version} %{http_code}' "$PLAIN/plaintext"
+check "curl --http2 cleartext: 101 Switching Protocols seen" '< HTTP/1.1 101 Switching Protocols' \
+  "${CURL[@]}" --http2 -v -o /dev/null "$PLAIN/plaintext"
+check "curl --http2 cleartext: a second request goes on the upgraded connection" $'^2 200 1\n2 200 0$' \
+  "${CURL[@]}" --http2 -o /dev/null -o /dev/null -w '%{http_version} %{http_code} %{num_connects}\n' "$PLAIN/plaintext" "$PLAIN/json"
+check "curl --http2 cleartext HEAD: 2 200, no body" '^2 200 0$' \
+  "${CURL[@]}" --http2 -I -o /dev/null -w '%{http_version} %{http_code} %{size_download}' "$PLAIN/plaintext"
+check "curl --http2 cleartext 404 through the upgrade" '^2 404$' \
+  "${CURL[@]}" --http2 -o /dev/null -w '%{http_version} %{http_code}' "$PLAIN/no/such/path"
+check "curl --http2 cleartext POST with a body: not upgraded, 1.1" $'^hello\n1.1 200$' \
+  "${CURL[@]}" --http2 --data-binary hello -w '\n%{http_version} %{http_code}' "$PLAIN/echo"
 
 want=$(sha256sum "$WORK/www/1m.bin" | cut -d' ' -f1)
 check "1 MiB download over h2 (TLS), same bytes" "^$want\$" \
@@ -82,6 +95,12 @@ check "range over h2" '^206 4$' "${CURL[@]}" --http2 -r 0-3 -o /dev/null -w '%{h
 
 check "nghttp over TLS: SETTINGS and 200" ':status: 200' nghttp -v --cert= "$TLS/plaintext"
 check "nghttp h2c prior knowledge: 200" ':status: 200' nghttp -v "$PLAIN/plaintext"
+check "nghttp -u (HTTP Upgrade): 101, then 200 on stream 1" 'HTTP Upgrade success.*:status: 200' \
+  bash -c "nghttp -uv '$PLAIN/plaintext' | tr '\n' ' '"
+printf 'hello\n' >"$WORK/hello.txt"
+# With a body nghttp upgrades with `OPTIONS *` (stream 1), then sends the POST on a stream of its own.
+check "nghttp -u -d: upgrade by OPTIONS *, then the POST echoed over h2" 'HTTP Upgrade success.*hello' \
+  bash -c "nghttp -uv -d '$WORK/hello.txt' '$PLAIN/echo' | tr '\n' ' '"
 check "nghttp: 20 requests on one connection, all 200" '^20$' \
   bash -c "nghttp -v '$TLS/4k.bin' $(for i in $(seq 2 20); do printf "'%s/4k.bin?%s' " "$TLS" "$i"; done) 2>/dev/null | grep -c ':status: 200'"
 check "h2load: 100 concurrent streams on one TLS connection" '2000 succeeded, 0 failed, 0 errored' \

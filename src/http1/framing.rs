@@ -48,6 +48,7 @@ pub(crate) struct HeadDecision {
     pub framing: Framing,
     pub keep_alive: bool,
     pub expect_continue: bool,
+    pub connection_upgrade: bool,
 }
 
 /// The fields that decide framing and connection handling, recognised from the raw name while
@@ -91,6 +92,7 @@ pub(crate) struct HeadFacts {
     unsupported_coding: bool,
     connection_close: bool,
     connection_keep_alive: bool,
+    connection_upgrade: bool,
     expect_continue: bool,
     expect_other: bool,
 }
@@ -117,6 +119,11 @@ impl HeadFacts {
                         self.connection_close = true;
                     } else if option.eq_ignore_ascii_case(b"keep-alive") {
                         self.connection_keep_alive = true;
+                    } else if option.eq_ignore_ascii_case(b"upgrade") {
+                        // RFC 9110 §7.8: an `Upgrade` field counts only with this option. Noted
+                        // here, in the pass over `Connection` that happens anyway, so that only
+                        // requests that have it pay for looking at `Upgrade` at all.
+                        self.connection_upgrade = true;
                     }
                 }
                 Ok(())
@@ -252,6 +259,7 @@ impl HeadFacts {
             framing,
             keep_alive,
             expect_continue,
+            connection_upgrade: self.connection_upgrade,
         })
     }
 }

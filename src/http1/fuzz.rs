@@ -78,6 +78,8 @@ fn drive<'a>(limits: Limits, mut reads: impl Iterator<Item = &'a [u8]>) -> Vec<O
                 Ok(Status::Complete(head)) => {
                     check_target_accessors(&head);
                     check_header_accessors(&head.headers);
+                    // The upgrade check reads any head without panicking.
+                    let _ = super::wants_h2c(&head);
                     body = Some((BodyDecoder::new(head.framing, limits.max_body), Vec::new()));
                     outcomes.push(Outcome::Head(Box::new(head)));
                     requests += 1;

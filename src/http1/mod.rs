@@ -13,6 +13,7 @@ mod fuzz;
 mod headers;
 mod parse;
 mod target;
+mod upgrade;
 mod write;
 
 pub use chunked::ChunkedDecoder;
@@ -24,6 +25,7 @@ pub use fuzz::fuzz_drive;
 pub use headers::{trim_ows, Headers};
 pub use parse::{is_token, HeadParser, RequestHead};
 pub use target::{Target, TargetForm};
+pub use upgrade::wants_h2c;
 pub use write::{
     body_allowed, write_chunk, write_last_chunk, write_response_head, BodyKind, ResponseMeta,
 };

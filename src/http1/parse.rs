@@ -66,6 +66,9 @@ pub struct RequestHead {
     pub keep_alive: bool,
     /// "Expect: 100-continue" on an HTTP/1.1 request that has a body (RFC 9110 §10.1.1).
     pub expect_continue: bool,
+    /// `Connection` lists the `upgrade` option: the request may ask to switch protocols (RFC 9110
+    /// §7.8; see [`super::wants_h2c`]).
+    pub connection_upgrade: bool,
 }
 
 /// A request line, parsed as soon as its CRLF arrives (so garbage is rejected early).
@@ -530,6 +533,7 @@ fn build_head(
         framing: decision.framing,
         keep_alive: decision.keep_alive,
         expect_continue: decision.expect_continue,
+        connection_upgrade: decision.connection_upgrade,
     })
 }
 
@@ -1455,6 +1459,23 @@ mod tests {
         ];
         for (input, expect) in cases {
             assert_eq!(parse_ok(&input).expect_continue, expect, "{input:?}");
+        }
+    }
+
+    // ---------------------------------------------------------------- Upgrade (RFC 9110 §7.8)
+
+    #[test]
+    fn connection_upgrade_is_noted_from_the_connection_options() {
+        let cases = [
+            ("Connection: Upgrade, HTTP2-Settings\r\n", true),
+            ("Connection: keep-alive\r\nConnection: upgrade\r\n", true),
+            ("Connection: upgrades\r\n", false),
+            ("Upgrade: h2c\r\n", false),
+            ("", false),
+        ];
+        for (fields, want) in cases {
+            let input = format!("GET / HTTP/1.1\r\nHost: x\r\n{fields}\r\n");
+            assert_eq!(parse_ok(&input).connection_upgrade, want, "{input:?}");
         }
     }
 

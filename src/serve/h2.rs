@@ -14,7 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 
 use bytes::Bytes;
 use h2::server::{Connection, SendResponse};
@@ -24,6 +24,7 @@ use http::{HeaderMap, HeaderName, Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::body::BodyJoiner;
+use super::h2c_upgrade::{Splice, StreamOne};
 use super::shard::ShardCtx;
 use super::write_batch::{batched, BatchedIo};
 use crate::http1::{body_allowed, Framing, Headers, Limits, RequestHead, Target, Version};
@@ -253,6 +254,7 @@ fn request_head(parts: http::request::Parts, limits: &Limits) -> Result<RequestH
         framing: Framing::None,
         keep_alive: true,
         expect_continue: false,
+        connection_upgrade: false,
     })
 }
 
@@ -537,16 +539,21 @@ impl Drop for SendPermit<'_> {
     }
 }
 
-/// Bytes already read from a cleartext connection (the preface, found by the HTTP/1.1 loop),
-/// served before the socket's own.
+/// A cleartext connection as HTTP/2 reads it: the bytes the HTTP/1.1 loop already read (the
+/// preface, or whatever followed an `Upgrade: h2c` request) before the socket's own, and, for an
+/// upgrade, the request as stream 1 where its [`Splice`] puts it.
 pub(crate) struct Rewind<IO> {
     read: Bytes,
     io: IO,
+    splice: Splice,
 }
 
 impl<IO> Rewind<IO> {
-    pub(crate) fn new(read: Bytes, io: IO) -> Self {
-        Rewind { read, io }
+    /// `stream_one`: the upgraded request, if the connection was upgraded (none for prior
+    /// knowledge).
+    pub(crate) fn new(read: Bytes, io: IO, stream_one: Option<StreamOne>) -> Self {
+        let splice = stream_one.map_or_else(Splice::none, Splice::stream_one);
+        Rewind { read, io, splice }
     }
 }
 
@@ -556,13 +563,38 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Rewind<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.read.is_empty() {
-            let n = self.read.len().min(buf.remaining());
-            let head = self.read.split_to(n);
+        let this = &mut *self;
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(piece) = this.splice.take_injected(buf.remaining()) {
+            buf.put_slice(&piece);
+            return Poll::Ready(Ok(()));
+        }
+        let limit = this.splice.pass_limit();
+        if !this.read.is_empty() {
+            let n = this
+                .read
+                .len()
+                .min(buf.remaining())
+                .min(limit.unwrap_or(usize::MAX));
+            let head = this.read.split_to(n);
+            this.splice.passed(&head);
             buf.put_slice(&head);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let Some(limit) = limit else {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        };
+        // Until the splice is done, no more than it may look at: the bytes after its limit stay in
+        // the socket, so nothing needs to be held back here. (Zeroes at most a SETTINGS frame's
+        // worth of `buf`, once per upgraded connection, to avoid `unsafe` `assume_init`.)
+        let mut part = ReadBuf::new(buf.initialize_unfilled_to(limit.min(buf.remaining())));
+        ready!(Pin::new(&mut this.io).poll_read(cx, &mut part))?;
+        let n = part.filled().len();
+        this.splice.passed(part.filled());
+        buf.advance(n);
+        Poll::Ready(Ok(()))
     }
 }
 

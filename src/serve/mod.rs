@@ -5,6 +5,7 @@
 mod body;
 mod h1;
 mod h2;
+mod h2c_upgrade;
 mod redirect;
 mod registry;
 mod shard;
@@ -357,12 +358,13 @@ impl<A: Service, P: Future<Output = H1Exit<TcpStream, A>>, O: Future<Output = ()
                     Poll::Ready(H1Exit::Http2 {
                         stream,
                         read,
+                        stream_one,
                         peer,
                         ctx,
                         app,
                     }) => match stream.into_poll_io() {
                         Ok(io) => {
-                            let io = h2::Rewind::new(read.freeze(), io);
+                            let io = h2::Rewind::new(read.freeze(), io, stream_one);
                             let h2: Pin<Box<dyn Future<Output = ()>>> =
                                 Box::pin(h2::serve_h2(io, peer, false, ctx, app));
                             Some(h2)

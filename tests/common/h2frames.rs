@@ -244,6 +244,12 @@ impl Conn {
         Self::open_with(addr, &[])
     }
 
+    /// HTTP/2 on a socket that spoke HTTP/1.1 until a 101 (`Upgrade: h2c`): `read` holds the
+    /// bytes already read after the 101. Sends nothing.
+    pub fn upgraded(stream: TcpStream, read: Vec<u8>) -> Conn {
+        Conn { stream, buf: read }
+    }
+
     pub fn open_with(addr: SocketAddr, params: &[(u16, u32)]) -> Conn {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).unwrap();
