@@ -1,7 +1,9 @@
 //! The HTTP/2 connection loop (RFC 9113) on the h2 crate: h2 owns framing, HPACK, flow control,
-//! stream states and the flood limits; this module owns the connection's lifetime (handshake
-//! deadline, idle timeout, GOAWAY on shutdown), turns each stream into the same `Request` the
-//! HTTP/1.1 loop builds, and writes the `Response` back within flow control and a memory bound.
+//! stream states and the stream-level flood limits (rapid reset, CONTINUATION, empty DATA);
+//! `h2_flood` bounds control frames under it. This module owns the connection's lifetime
+//! (handshake deadline, idle timeout, GOAWAY on shutdown or flood), turns each stream into the
+//! same `Request` the HTTP/1.1 loop builds, and writes the `Response` back within flow control
+//! and a memory bound.
 //!
 //! Each stream runs in its own task on the shard, so a slow handler or a stalled download on one
 //! stream does not hold the others; the connection task keeps polling h2, which moves every
@@ -24,6 +26,7 @@ use http::{HeaderMap, HeaderName, Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::body::BodyJoiner;
+use super::h2_flood::FloodGuard;
 use super::h2c_upgrade::{Splice, StreamOne};
 use super::shard::ShardCtx;
 use super::write_batch::{batched, BatchedIo};
@@ -58,7 +61,7 @@ pub(crate) async fn serve_h2<IO, S>(
 
     // The preface and the first SETTINGS must arrive within the header timeout.
     slot.arm_in_request(ctx.deadline(ctx.config.timeouts.header));
-    let (io, out) = batched(io);
+    let (io, out) = batched(FloodGuard::new(io, ctx.clone()));
     let mut handshake = pin!(builder.handshake::<_, Bytes>(io));
     let handshake = slot
         .interruptible(poll_fn(|cx| {
@@ -69,7 +72,7 @@ pub(crate) async fn serve_h2<IO, S>(
         }))
         .await;
     slot.disarm();
-    let mut conn: Connection<BatchedIo<IO>, Bytes> = match handshake {
+    let mut conn: Connection<BatchedIo<FloodGuard<IO>>, Bytes> = match handshake {
         Some(Ok(conn)) => conn,
         Some(Err(err)) => {
             tracing::debug!(%peer, "h2 handshake failed: {err}");
@@ -83,8 +86,23 @@ pub(crate) async fn serve_h2<IO, S>(
     let mut shutdown = pin!(ctx.shutdown.triggered());
     let mut goaway_sent = false;
     let mut armed_idle = false;
+    let mut calmed = false;
     loop {
         let next = poll_fn(|cx| {
+            if !calmed && out.io().flooded() {
+                tracing::warn!(%peer, "HTTP/2 control-frame flood: GOAWAY ENHANCE_YOUR_CALM");
+                // h2 sends the GOAWAY and closes without reading again (the guard would give it
+                // nothing more anyway); the streams in flight are reset.
+                conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                calmed = true;
+                goaway_sent = true;
+                // A peer that floods and does not read gets the write timeout to take the GOAWAY.
+                let _ = slot.take_reason();
+                slot.arm_in_request(ctx.deadline(ctx.config.timeouts.body));
+            }
+            if calmed && slot.take_reason().is_some() {
+                return Poll::Ready(Next::Closed);
+            }
             if !goaway_sent {
                 let stop = shutdown.as_mut().poll(cx).is_ready()
                     || (slot.interrupted() && slot.take_reason().is_some());

@@ -8,7 +8,7 @@
 //! ([`WriteBatch::poll_drain`]). A full buffer is written out before taking more, so a slow
 //! reader still pushes back on h2.
 
-use std::cell::RefCell;
+use std::cell::{Ref, RefCell};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -74,6 +74,11 @@ impl<IO: AsyncWrite + Unpin> WriteBatch<IO> {
     /// Writes out (and flushes) everything gathered so far.
     pub(crate) fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.batch.borrow_mut().poll_drain(cx)
+    }
+
+    /// The stream under the batch, for a look at its state between polls.
+    pub(crate) fn io(&self) -> Ref<'_, IO> {
+        Ref::map(self.batch.borrow(), |batch| &batch.io)
     }
 }
 
