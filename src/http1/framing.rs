@@ -63,7 +63,40 @@ pub(crate) enum FieldKind {
     Expect,
 }
 
+/// Whether the token `name` is `lowercase` (which holds only lowercase letters and "-") but for
+/// ASCII case: eight bytes at a time, each byte ORed with 0x20, which among token bytes turns
+/// exactly the uppercase letters into lowercase ones (RFC 9110 §5.1: names are
+/// case-insensitive). Words overlap to cover a length that is not a multiple of eight.
+#[inline(always)]
+fn token_eq_lowercase(name: &[u8], lowercase: &[u8]) -> bool {
+    fn word(bytes: &[u8], at: usize, len: usize) -> u64 {
+        let mut w = [0u8; 8];
+        if let Some(src) = bytes.get(at..at + len) {
+            w[..len].copy_from_slice(src);
+        }
+        u64::from_le_bytes(w)
+    }
+    const FOLD: u64 = u64::from_ne_bytes([0x20; 8]);
+    let len = name.len();
+    if len != lowercase.len() {
+        return false;
+    }
+    let n = len.min(8);
+    let mut at = 0;
+    loop {
+        if word(name, at, n) | FOLD != word(lowercase, at, n) | FOLD {
+            return false;
+        }
+        if at + n >= len {
+            return true;
+        }
+        at = (at + 8).min(len - 8);
+    }
+}
+
 impl FieldKind {
+    /// The kind of a field named `name`, a token (as the parser checked every name to be).
+    #[inline]
     pub(crate) fn of(name: &[u8]) -> FieldKind {
         let (kind, canonical): (FieldKind, &[u8]) = match name.len() {
             4 => (FieldKind::Host, b"host"),
@@ -73,7 +106,7 @@ impl FieldKind {
             17 => (FieldKind::TransferEncoding, b"transfer-encoding"),
             _ => return FieldKind::Other,
         };
-        if name.eq_ignore_ascii_case(canonical) {
+        if token_eq_lowercase(name, canonical) {
             kind
         } else {
             FieldKind::Other
@@ -424,6 +457,37 @@ mod tests {
         assert_eq!(FieldKind::of(b"expect"), FieldKind::Expect);
         assert_eq!(FieldKind::of(b"hostx"), FieldKind::Other);
         assert_eq!(FieldKind::of(b"hast"), FieldKind::Other);
+        assert_eq!(FieldKind::of(b"Content-Lengtg"), FieldKind::Other);
+        assert_eq!(FieldKind::of(b"Transfer-Encodinf"), FieldKind::Other);
+        assert_eq!(FieldKind::of(b"Transfer_Encoding"), FieldKind::Other);
+        assert_eq!(FieldKind::of(b"connectioN"), FieldKind::Connection);
+    }
+
+    #[test]
+    fn folded_name_compare_agrees_with_eq_ignore_ascii_case_on_tokens() {
+        let tchar: Vec<u8> = (0..=255u8)
+            .filter(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            .collect();
+        for canonical in [
+            &b"host"[..],
+            b"expect",
+            b"connection",
+            b"content-length",
+            b"transfer-encoding",
+        ] {
+            for pos in 0..canonical.len() {
+                for &b in &tchar {
+                    let mut name = canonical.to_vec();
+                    name[pos] = b;
+                    assert_eq!(
+                        token_eq_lowercase(&name, canonical),
+                        name.eq_ignore_ascii_case(canonical),
+                        "{:?}",
+                        String::from_utf8_lossy(&name)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

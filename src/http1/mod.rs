@@ -12,6 +12,7 @@ mod framing;
 mod fuzz;
 mod headers;
 mod parse;
+mod scan;
 mod target;
 mod upgrade;
 mod write;

@@ -14,6 +14,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use super::framing::{FieldKind, Framing, HeadFacts};
 use super::headers::{is_field_value, Field, Headers};
+use super::scan::{find_byte, find_ctl, find_non_name, non_name_mask, word_at};
+use super::target::{scan_target, TargetScan};
 use super::{Limits, ParseError, Status, Target, Version};
 
 /// RFC 9112 §2.2: a server "SHOULD ignore at least one empty line (CRLF) received prior to the
@@ -77,6 +79,8 @@ struct RequestLine {
     method: Method,
     /// The request-target, as offsets into the buffer.
     target: Range<usize>,
+    /// What the pass over the target found, for `Target::parse_scanned`.
+    target_scan: TargetScan,
     version: Version,
     /// Index of the LF that ends the request line.
     end: usize,
@@ -205,7 +209,36 @@ impl HeadParser {
             },
         };
         let limits = self.limits;
-        while let Some(lf) = find_line_end(buf, self.scan.scanned, &mut self.scan.first_ctl) {
+        loop {
+            // A whole field line of the usual shape is taken in one pass (`usual_field_line`);
+            // anything else, or a line not complete yet, goes the general way below.
+            if let Some(request_line) = &self.scan.request_line {
+                let line_start = self.scan.line_start;
+                if self.scan.scanned == line_start {
+                    if let Some(line) = usual_field_line(buf, line_start) {
+                        // RFC 6585 §5, as below.
+                        if line.lf - request_line.end > limits.max_header_bytes {
+                            return Err(ParseError::HeadersTooLarge);
+                        }
+                        if self.scan.field_lines >= limits.max_headers {
+                            return Err(ParseError::TooManyHeaders);
+                        }
+                        self.scan.field_lines += 1;
+                        self.scan.scanned = line.lf + 1;
+                        self.scan.line_start = line.lf + 1;
+                        if self.scan.field_error.is_none() {
+                            let name = line_start..line.name_end;
+                            if let Err(e) = self.record_field(buf, name, line.value, true) {
+                                self.scan.field_error = Some(e);
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(lf) = find_line_end(buf, self.scan.scanned, &mut self.scan.first_ctl) else {
+                break;
+            };
             let line_start = self.scan.line_start;
             let first_ctl = self.scan.first_ctl.take();
             self.scan.scanned = lf + 1;
@@ -279,7 +312,7 @@ impl HeadParser {
     /// Check one field line's name length and value and note what it means for framing (the
     /// checks `build_head` would otherwise make in a second pass), then store its ranges.
     /// `clean`: the line holds no CTL but its final CR and no DEL (see `find_line_end`).
-    #[inline]
+    #[inline(always)]
     fn record_field(
         &mut self,
         buf: &[u8],
@@ -316,104 +349,16 @@ impl HeadParser {
     }
 }
 
-/// Eight 0x01 bytes, for the word-at-a-time scans (SWAR) below.
-const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-/// The high bit of each of eight bytes.
-const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-
-/// The eight bytes at `buf[at..]`, the first in the low bits, so that the lowest marked byte of a
-/// SWAR mask is the first in the buffer (whatever the machine's byte order).
-#[inline(always)]
-fn word_at(buf: &[u8], at: usize) -> Option<u64> {
-    let bytes: &[u8; 8] = buf.get(at..at.checked_add(8)?)?.try_into().ok()?;
-    Some(u64::from_le_bytes(*bytes))
-}
-
-/// The high bit set in each byte of `x` that is a CTL (below 0x20) or DEL. Exact for the lowest
-/// marked byte (a borrow only runs towards higher bytes, so only bytes above a true mark can be
-/// marked falsely), which is all `trailing_zeros` reads.
-#[inline(always)]
-fn ctl_mask(x: u64) -> u64 {
-    let ctl = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
-    let del = x ^ (ONES * 0x7f);
-    ctl | (del.wrapping_sub(ONES) & !del & HIGHS)
-}
-
-/// Whether `marked` holds for any byte of `block`. Written as an OR of bytes so that the compiler
-/// makes it a vector compare and one `pmovmskb` (checked in the x86-64 assembly).
-#[inline(always)]
-fn any_byte(block: &[u8; 16], marked: impl Fn(u8) -> bool) -> bool {
-    let mut any = 0u8;
-    for &b in block {
-        any |= u8::from(marked(b));
-    }
-    any != 0
-}
-
-/// The high bit set in each byte of `x` that is not an ASCII letter, digit or "-" (the bytes of
-/// nearly every field name). Each test is exact per byte: the sums stay below 0x100 per byte.
-#[inline(always)]
-fn non_name_mask(x: u64) -> u64 {
-    const LOWS: u64 = ONES * 0x7f;
-    let low = x & LOWS;
-    let folded = (x | (ONES * 0x20)) & LOWS;
-    // folded >= 'a' and folded <= 'z'; low >= '0' and low <= '9'.
-    let letter = (folded + ONES * (0x80 - u64::from(b'a')))
-        & !(folded + ONES * (0x80 - u64::from(b'z') - 1));
-    let digit =
-        (low + ONES * (0x80 - u64::from(b'0'))) & !(low + ONES * (0x80 - u64::from(b'9') - 1));
-    let dash = x ^ (ONES * u64::from(b'-'));
-    let is_dash = !(((dash & LOWS) + LOWS) | dash);
-    (!(letter | digit | is_dash) | x) & HIGHS
-}
-
-/// The offset of the first `needle` in `hay`: eight bytes at a time, inline. For the short
-/// stretches of a request line, a call into `memchr` costs more than it saves.
-#[inline]
-pub(super) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    let pattern = ONES * u64::from(needle);
-    let mut at = 0;
-    while let Some(x) = word_at(hay, at) {
-        let x = x ^ pattern;
-        // Zero bytes of x; exact for the lowest, as in `ctl_mask`.
-        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
-        if zeros != 0 {
-            return Some(at + (zeros.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    let tail = hay.get(at..).unwrap_or_default();
-    tail.iter().position(|&b| b == needle).map(|i| at + i)
-}
-
 /// The offset of the first LF in `buf` at or after `from`, noting in `first_ctl` the first other
 /// CTL or DEL passed on the way (if none was noted before): one pass finds where a field line
 /// ends and whether its value needs the byte-by-byte check of RFC 9110 §5.5.
-///
-/// Blocks of sixteen bytes without CTL or DEL are skipped with a few vector instructions
-/// (`any_byte`; no `unsafe`); then eight bytes at a time (`ctl_mask`), `trailing_zeros` jumping
-/// straight to the first CTL, usually the CR, and the LF right after it is checked directly.
-/// (Reading a vector compare's result back as a number went through memory and stalled: slower
-/// in time although fewer instructions.)
+/// `find_ctl` jumps from one CTL to the next, usually straight to the CR, and the LF right after
+/// it is checked directly.
 #[inline]
 fn find_line_end(buf: &[u8], from: usize, first_ctl: &mut Option<usize>) -> Option<usize> {
     let mut i = from;
     loop {
-        while let Some(block) = buf.get(i..).and_then(|rest| rest.first_chunk::<16>()) {
-            if any_byte(block, |b| b < 0x20 || b == 0x7f) {
-                break;
-            }
-            i += 16;
-        }
-        let Some(x) = word_at(buf, i) else {
-            break;
-        };
-        let mask = ctl_mask(x);
-        if mask == 0 {
-            i += 8;
-            continue;
-        }
-        let at = i + (mask.trailing_zeros() / 8) as usize;
+        let at = find_ctl(buf, i)?;
         match buf.get(at) {
             Some(b'\n') => return Some(at),
             Some(b'\r') if buf.get(at + 1) == Some(&b'\n') => {
@@ -425,15 +370,46 @@ fn find_line_end(buf: &[u8], from: usize, first_ctl: &mut Option<usize>) -> Opti
         first_ctl.get_or_insert(at);
         i = at + 1;
     }
-    for (at, &b) in buf.get(i..).unwrap_or_default().iter().enumerate() {
-        if b < 0x20 || b == 0x7f {
-            if b == b'\n' {
-                return Some(i + at);
-            }
-            first_ctl.get_or_insert(i + at);
-        }
+}
+
+/// A field line found by `usual_field_line`: offsets into the buffer.
+struct UsualFieldLine {
+    /// The end of the name (the colon).
+    name_end: usize,
+    /// The value, without OWS.
+    value: Range<usize>,
+    /// The LF that ends the line.
+    lf: usize,
+}
+
+/// The field line at `buf[start..]`, if it is complete and of the usual shape: a name of letters,
+/// digits and "-", a colon, a value without CTLs (HTAB included) and CRLF. Such a line passes
+/// every check of the general path but the ones on names, values and framing fields that
+/// `record_field` makes, and is split the same way (`split_field_line`); every other line, and
+/// one whose CRLF has not arrived, is left to the general path (`None`).
+#[inline(always)]
+fn usual_field_line(buf: &[u8], start: usize) -> Option<UsualFieldLine> {
+    let name_end = find_non_name(buf, start)?;
+    if name_end == start || buf.get(name_end) != Some(&b':') {
+        return None;
     }
-    None
+    let mut value_start = name_end + 1;
+    while buf.get(value_start) == Some(&b' ') {
+        value_start += 1;
+    }
+    let cr = find_ctl(buf, value_start)?;
+    if buf.get(cr) != Some(&b'\r') || buf.get(cr + 1) != Some(&b'\n') {
+        return None;
+    }
+    let mut value_end = cr;
+    while value_end > value_start && buf.get(value_end - 1) == Some(&b' ') {
+        value_end -= 1;
+    }
+    Some(UsualFieldLine {
+        name_end,
+        value: value_start..value_end,
+        lf: cr + 1,
+    })
 }
 
 /// Skip up to `MAX_LEADING_EMPTY_LINES` CRLFs; the offset of the request line, or `None` if the
@@ -474,33 +450,59 @@ fn parse_request_line(
         return Err(ParseError::BareCarriageReturn);
     }
     // RFC 9112 §3: request-line = method SP request-target SP HTTP-version, single SPs. We do not
-    // take the §3 option of splitting on any whitespace run. (A method is a few bytes: a plain
-    // loop beats a memchr call there, as it does for the 8-byte version.)
-    let sp1 = line
-        .iter()
-        .position(|&b| b == b' ')
-        .ok_or(ParseError::BadRequestLine)?;
+    // take the §3 option of splitting on any whitespace run. The two methods most requests use
+    // are recognised by their first bytes (both are tokens, so no check is skipped); any other
+    // goes through the token check and `Method::from_bytes`. (A method is a few bytes: a plain
+    // loop beats a memchr call there.)
+    let (known, sp1) = match line {
+        [b'G', b'E', b'T', b' ', ..] => (Some(Method::GET), 3),
+        [b'P', b'O', b'S', b'T', b' ', ..] => (Some(Method::POST), 4),
+        _ => (
+            None,
+            line.iter()
+                .position(|&b| b == b' ')
+                .ok_or(ParseError::BadRequestLine)?,
+        ),
+    };
     let after_method = sp1 + 1;
-    let sp2 = after_method
-        + line
-            .get(after_method..)
-            .and_then(|rest| find_byte(rest, b' '))
-            .ok_or(ParseError::BadRequestLine)?;
-    let method_bytes = &line[..sp1];
+    let rest = line.get(after_method..).unwrap_or_default();
+    // One pass over the target checks its bytes and notes its `?` and `%` for `Target`: it ends
+    // at its first byte that a target may not hold, normally the SP before the version.
+    let target_scan = scan_target(rest);
+    let target_len = match rest.get(target_scan.len) {
+        Some(b' ') => target_scan.len,
+        // Some other byte: the target is rejected once the head is complete (`build_head`, so
+        // that which error a bad request gets does not depend on how reads split); the SP that
+        // ends it is searched for now.
+        Some(_) => {
+            let after = rest.get(target_scan.len..).unwrap_or_default();
+            target_scan.len + find_byte(after, b' ').ok_or(ParseError::BadRequestLine)?
+        }
+        None => return Err(ParseError::BadRequestLine),
+    };
+    let sp2 = after_method + target_len;
     let version_bytes = line.get(sp2 + 1..).unwrap_or_default();
-    if sp1 == 0 || sp2 == after_method || find_byte(version_bytes, b' ').is_some() {
+    let version = parse_version(version_bytes);
+    if sp1 == 0 || target_len == 0 || version.is_err() && find_byte(version_bytes, b' ').is_some() {
         return Err(ParseError::BadRequestLine);
     }
-    // RFC 9112 §3.1: method = token; extension methods are allowed (RFC 9110 §9.1).
-    if !is_token(method_bytes) {
-        return Err(ParseError::BadMethod);
-    }
-    let method = Method::from_bytes(method_bytes).map_err(|_| ParseError::BadMethod)?;
+    let method = match known {
+        Some(method) => method,
+        None => {
+            let method_bytes = &line[..sp1];
+            // RFC 9112 §3.1: method = token; extension methods are allowed (RFC 9110 §9.1).
+            if !is_token(method_bytes) {
+                return Err(ParseError::BadMethod);
+            }
+            Method::from_bytes(method_bytes).map_err(|_| ParseError::BadMethod)?
+        }
+    };
     // Checked before the target: an unsupported version gets 505 whatever else is wrong.
-    let version = parse_version(version_bytes)?;
+    let version = version?;
     Ok(RequestLine {
         method,
         target: start + after_method..start + sp2,
+        target_scan,
         version,
         end,
     })
@@ -515,7 +517,7 @@ fn build_head(
     scan: &Scan,
     max_body: u64,
 ) -> Result<RequestHead, ParseError> {
-    let target = Target::parse(head.slice(line.target), &line.method)?;
+    let target = Target::parse_scanned(head.slice(line.target), &line.method, line.target_scan)?;
     if let Some(e) = scan.field_error {
         return Err(e);
     }
@@ -538,6 +540,7 @@ fn build_head(
 }
 
 /// RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive.
+#[inline]
 fn parse_version(v: &[u8]) -> Result<Version, ParseError> {
     match v {
         b"HTTP/1.1" => Ok(Version::Http11),
@@ -838,9 +841,9 @@ mod tests {
     }
 
     #[test]
-    fn word_at_a_time_scans_find_the_first_byte_at_every_position() {
+    fn line_end_scan_finds_the_lf_and_the_first_other_ctl_at_every_position() {
         for b in 0..=255u8 {
-            for len in 1..20 {
+            for len in 1..40 {
                 for pos in 0..len {
                     let mut hay = vec![b'a'; len];
                     hay[pos] = b;
@@ -848,8 +851,6 @@ mod tests {
                     if pos + 1 < len {
                         hay[pos + 1] = b;
                     }
-                    let found = find_byte(&hay, b);
-                    assert_eq!(found, (b != b'a').then_some(pos).or(Some(0)), "{b:#04x}");
                     let mut first_ctl = None;
                     let lf = find_line_end(&hay, 0, &mut first_ctl);
                     let ctl = b < 0x20 || b == 0x7f;
@@ -859,22 +860,6 @@ mod tests {
                 }
             }
         }
-        for b in 0..=255u8 {
-            for pos in 0..8 {
-                let mut word = *b"a0-Zz9Aa";
-                word[pos] = b;
-                let common = b.is_ascii_alphanumeric() || b == b'-';
-                let first = (!common).then_some(pos as u32);
-                let mask = non_name_mask(u64::from_le_bytes(word));
-                assert_eq!(
-                    (mask != 0).then(|| mask.trailing_zeros() / 8),
-                    first,
-                    "{b:#04x} at {pos}"
-                );
-            }
-        }
-        assert_eq!(find_byte(b"", b' '), None);
-        assert_eq!(find_byte(b"abcdefghijk", b' '), None);
     }
 
     // ---------------------------------------------------------------- incremental parsing
