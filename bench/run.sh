@@ -202,7 +202,7 @@ cpu_busy_tot() { # cpuN -> "busy total" jiffies (busy = all but idle+iowait)
 steal_tot() { awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t }' /proc/stat; }
 
 for s in $SERVERS; do start_server "$s"; done
-first_percore=$(for s in $SERVERS; do [[ $s == percore* ]] && echo "$s"; done | head -1)
+first_percore=$(for s in $SERVERS; do if [[ $s == percore* ]]; then echo "$s"; fi; done | head -1)
 if [[ -n $first_percore ]]; then
   grep -iE 'driver|uring|epoll' "$RAW/$first_percore.log" | head -3 >"$RAW/percore_driver.txt" || true
 else
