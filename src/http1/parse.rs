@@ -209,12 +209,30 @@ impl HeadParser {
             },
         };
         let limits = self.limits;
+        // A request line of the usual shape, whole in the buffer, is taken in one pass
+        // (`usual_request_line`); anything else goes the general way below.
+        if self.scan.request_line.is_none() && self.scan.scanned == start {
+            if let Some(line) = usual_request_line(buf, start, limits.max_request_line) {
+                self.scan.scanned = line.end + 1;
+                self.scan.line_start = line.end + 1;
+                self.scan.request_line = Some(line);
+            }
+        }
         loop {
             // A whole field line of the usual shape is taken in one pass (`usual_field_line`);
             // anything else, or a line not complete yet, goes the general way below.
             if let Some(request_line) = &self.scan.request_line {
                 let line_start = self.scan.line_start;
                 if self.scan.scanned == line_start {
+                    // The empty line that ends the head, with the one check the general path
+                    // makes of it (RFC 6585 §5, as below).
+                    if let Some(b"\r\n") = buf.get(line_start..).and_then(<[u8]>::first_chunk) {
+                        let lf = line_start + 1;
+                        if lf - request_line.end > limits.max_header_bytes {
+                            return Err(ParseError::HeadersTooLarge);
+                        }
+                        return Ok(Some(lf + 1));
+                    }
                     if let Some(line) = usual_field_line(buf, line_start) {
                         // RFC 6585 §5, as below.
                         if line.lf - request_line.end > limits.max_header_bytes {
@@ -435,6 +453,40 @@ fn skip_leading_empty_lines(buf: &[u8]) -> Result<Option<usize>, ParseError> {
             Some(_) => return Ok(Some(i)),
         }
     }
+}
+
+/// The request line at `buf[start..]`, if it is complete, at most `max_len` bytes long (without
+/// CRLF) and of the usual shape: `GET` or `POST`, SP, a target of `TARGET_BYTE`s only, SP,
+/// `HTTP/1.1` or `HTTP/1.0`, CRLF. Such a line holds no CTL but its CR, and `parse_request_line`
+/// would parse it to the same `RequestLine`; only the separate search for its LF is saved. Every
+/// other line (and one too long, so that it gets 414 there) is left to the general path (`None`).
+#[inline(always)]
+fn usual_request_line(buf: &[u8], start: usize, max_len: usize) -> Option<RequestLine> {
+    // The line and its CRLF, no further: a target is never scanned past the length limit.
+    let line = buf.get(start..)?;
+    let line = line.get(..line.len().min(max_len.saturating_add(2)))?;
+    let (method, after_method) = match line {
+        [b'G', b'E', b'T', b' ', ..] => (Method::GET, 4),
+        [b'P', b'O', b'S', b'T', b' ', ..] => (Method::POST, 5),
+        _ => return None,
+    };
+    let rest = line.get(after_method..)?;
+    let target_scan = scan_target(rest);
+    let target_len = target_scan.len;
+    let version = match rest.get(target_len..)?.first_chunk::<11>()? {
+        _ if target_len == 0 => return None,
+        b" HTTP/1.1\r\n" => Version::Http11,
+        b" HTTP/1.0\r\n" => Version::Http10,
+        _ => return None,
+    };
+    let sp2 = start + after_method + target_len;
+    Some(RequestLine {
+        method,
+        target: start + after_method..sp2,
+        target_scan,
+        version,
+        end: sp2 + 10,
+    })
 }
 
 /// Parse the request line `line` (without CRLF) found at `start`, ending with the LF at `end`.
@@ -1469,6 +1521,48 @@ mod tests {
         let e = parse_err(&post("Expect: something-else\r\nContent-Length: 3\r\n"));
         assert_eq!(e, ParseError::UnsupportedExpectation);
         assert_eq!(e.status(), 417);
+    }
+
+    // ---------------------------------------------------------------- one-pass shortcuts
+
+    #[test]
+    fn usual_request_line_agrees_with_the_general_path() {
+        let lines: [&[u8]; 10] = [
+            b"GET / HTTP/1.1\r\n",
+            b"GET /plaintext HTTP/1.0\r\n",
+            b"POST /api/v1/orders?x=%20&y HTTP/1.1\r\n",
+            b"GET /a%2Fb?q=1 HTTP/1.1\r\n",
+            b"GET /static/app/main.js?v=20240101&a=b/c/d/e/f/g/h/i/j/k HTTP/1.1\r\n",
+            b"GET http://example.com/ HTTP/1.1\r\n",
+            b"GET *?# HTTP/1.1\r\n",
+            b"POST /x\x80 HTTP/1.1\r\n",
+            b"GET /x  HTTP/1.1\r\n",
+            b"GET /x HTTP/2.0\r\n",
+        ];
+        for line in lines {
+            let lf = line.len() - 1;
+            let general = parse_request_line(&line[..lf - 1], true, 0, lf);
+            match usual_request_line(line, 0, lf - 1) {
+                Some(usual) => {
+                    let general = general.expect("the shortcut takes only good lines");
+                    assert_eq!(usual.method, general.method, "{line:?}");
+                    assert_eq!(usual.target, general.target, "{line:?}");
+                    assert_eq!(usual.target_scan, general.target_scan, "{line:?}");
+                    assert_eq!(usual.version, general.version, "{line:?}");
+                    assert_eq!(usual.end, general.end, "{line:?}");
+                }
+                // Left to the general path: only lines that path rejects, or parses to a target
+                // it rejects once the head is complete.
+                None => assert!(
+                    general.is_err() || line.contains(&b'#') || line.contains(&0x80),
+                    "{line:?}"
+                ),
+            }
+            // One byte over the length limit: left to the general path (414).
+            assert!(usual_request_line(line, 0, lf - 2).is_none(), "{line:?}");
+            // Not complete yet: left to the general path.
+            assert!(usual_request_line(&line[..lf], 0, lf).is_none(), "{line:?}");
+        }
     }
 
     // ---------------------------------------------------------------- split at every byte
