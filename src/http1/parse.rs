@@ -455,6 +455,10 @@ fn skip_leading_empty_lines(buf: &[u8]) -> Result<Option<usize>, ParseError> {
     }
 }
 
+/// `HTTP/1.1` and `HTTP/1.0` as `word_at` reads them.
+const HTTP_11: u64 = u64::from_le_bytes(*b"HTTP/1.1");
+const HTTP_10: u64 = u64::from_le_bytes(*b"HTTP/1.0");
+
 /// The request line at `buf[start..]`, if it is complete, at most `max_len` bytes long (without
 /// CRLF) and of the usual shape: `GET` or `POST`, SP, a target of `TARGET_BYTE`s only, SP,
 /// `HTTP/1.1` or `HTTP/1.0`, CRLF. Such a line holds no CTL but its CR, and `parse_request_line`
@@ -473,10 +477,14 @@ fn usual_request_line(buf: &[u8], start: usize, max_len: usize) -> Option<Reques
     let rest = line.get(after_method..)?;
     let target_scan = scan_target(rest);
     let target_len = target_scan.len;
-    let version = match rest.get(target_len..)?.first_chunk::<11>()? {
-        _ if target_len == 0 => return None,
-        b" HTTP/1.1\r\n" => Version::Http11,
-        b" HTTP/1.0\r\n" => Version::Http10,
+    // SP, the version as one word, CRLF (a match on an 11-byte literal compared bytewise).
+    let after = rest.get(target_len..)?;
+    if target_len == 0 || after.first() != Some(&b' ') || after.get(9..11)? != b"\r\n" {
+        return None;
+    }
+    let version = match word_at(after, 1)? {
+        HTTP_11 => Version::Http11,
+        HTTP_10 => Version::Http10,
         _ => return None,
     };
     let sp2 = start + after_method + target_len;
