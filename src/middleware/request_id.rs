@@ -116,7 +116,12 @@ impl Middleware for RequestIds {
         let id = self.incoming(&req).unwrap_or_else(|| self.mint());
         req.request_id = Some(id.clone());
         let mut res = next.run(req).await;
-        res.headers_mut().insert(self.header.clone(), id.0);
+        let mut value = id.0;
+        // Unique to this response: HPACK must not spend a dynamic-table slot on it (RFC 7541
+        // §7.1.3 "never indexed"). Indexed, every HTTP/2 response inserted one and evicted an
+        // entry that repeats (content-type, server); HTTP/1.1 ignores the mark.
+        value.set_sensitive(true);
+        res.headers_mut().insert(self.header.clone(), value);
         res
     }
 }
@@ -171,6 +176,19 @@ mod tests {
             let (header, seen) = run(RequestIds::new(0), &raw);
             assert_eq!(header.len(), 32, "{bad:?} gave {header}");
             assert_eq!(header, seen);
+        }
+    }
+
+    #[test]
+    fn the_response_id_is_marked_never_indexed_for_hpack() {
+        for raw in [
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nX-Request-Id: abc\r\n\r\n",
+        ] {
+            let layers: Layers =
+                Rc::from(vec![Rc::new(RequestIds::new(0)) as Rc<dyn DynMiddleware>]);
+            let res = block_on(Next::new(&layers, &EchoId).run(request(raw)));
+            assert!(res.headers()["x-request-id"].is_sensitive(), "{raw:?}");
         }
     }
 
