@@ -83,7 +83,9 @@ impl Middleware for Timing {
         let elapsed = started.elapsed();
         self.histogram.record(elapsed, res.status());
         if let Some(name) = &self.server_timing {
-            if let Some(value) = server_timing_value(elapsed) {
+            if let Some(mut value) = server_timing_value(elapsed) {
+                // A fresh value per response: never worth an HPACK table slot (see request_id).
+                value.set_sensitive(true);
                 // Appended: a handler's own metrics (`db;dur=...`) stay; the field is a list.
                 res.headers_mut().append(name.clone(), value);
             }
@@ -139,8 +141,18 @@ mod tests {
             Timing::new(TimingConfig::default(), &ShardHandle::standalone()),
             StatusCode::OK,
         );
-        let value = res.headers()["server-timing"].to_str().unwrap();
-        let ms: f64 = value.strip_prefix("app;dur=").unwrap().parse().unwrap();
+        let value = &res.headers()["server-timing"];
+        assert!(
+            value.is_sensitive(),
+            "unique per response: never indexed by HPACK"
+        );
+        let ms: f64 = value
+            .to_str()
+            .unwrap()
+            .strip_prefix("app;dur=")
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(ms >= 0.0);
     }
 
