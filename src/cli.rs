@@ -1,17 +1,20 @@
 //! Command-line interface: flags → a validated [`ServeConfig`].
 //!
 //! Every flag is documented in the README. A bad flag is one line on stderr naming the flag and
-//! the value, and a non-zero exit (see `main.rs`), never a panic.
+//! the value, and a non-zero exit (see `main.rs`), never a panic. `--config FILE` settings come
+//! in as flags too (`config_file.rs`).
 
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use http::{HeaderName, HeaderValue, Method};
 
 use crate::config::{H2Config, MiddlewareConfig, ServeConfig, Timeouts, DEFAULT_PIPELINE_BATCH};
+use crate::config_file::{self, ConfigFileError};
 use crate::http1::Limits;
 use crate::logging::AccessLogTarget;
 use crate::middleware::{
@@ -43,6 +46,16 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// TOML file of settings: keys are these flags' long names (`header-timeout = 10`). The
+    /// command line and PERCORE_* variables win over the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Check the flags and config file (roots, certificate files, values), print "config ok"
+    /// and exit without serving.
+    #[arg(long)]
+    pub check: bool,
+
     /// Address to serve plain HTTP on: IP:PORT, [IPv6]:PORT or a bare PORT (127.0.0.1). Repeat
     /// for more. Default: 127.0.0.1:8080, unless --tls-listen is given (then HTTPS only).
     #[arg(long = "listen", value_name = "ADDR", value_parser = parse_listen)]
@@ -357,6 +370,51 @@ pub struct ServeArgs {
     /// Which header trusted proxies set: xff (X-Forwarded-For) or forwarded (RFC 7239).
     #[arg(long, value_name = "xff|forwarded", default_value = "xff")]
     pub forwarded_header: String,
+}
+
+/// What keeps the command line from becoming a [`Cli`].
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    /// Clap's own error (also help and version, which are not failures).
+    #[error(transparent)]
+    Flags(#[from] clap::Error),
+    #[error(transparent)]
+    ConfigFile(#[from] ConfigFileError),
+}
+
+impl Cli {
+    /// Parses `argv` (program name first), reading `serve --config FILE` into it: the file's
+    /// settings go in as flags, below the command line and the environment.
+    pub fn parse_with_config_file(argv: Vec<OsString>) -> Result<Cli, ArgsError> {
+        let command = Cli::command();
+        // A first, lenient pass only to learn the file and what the command line and the
+        // environment set; whatever it misses, the real parse below reports.
+        let first = command
+            .clone()
+            .ignore_errors(true)
+            .try_get_matches_from(&argv);
+        let Some(serve) = command.find_subcommand("serve") else {
+            return Ok(Cli::try_parse_from(argv)?);
+        };
+        let found = first.ok().and_then(|m| {
+            let matches = m.subcommand_matches("serve")?;
+            let path = matches.get_one::<PathBuf>("config")?.clone();
+            Some((path, config_file::given_elsewhere(serve, matches)))
+        });
+        // `serve` is the first bare word: the top level takes no option with a value.
+        let serve_at = argv
+            .iter()
+            .skip(1)
+            .position(|a| a == "serve")
+            .map(|i| i + 1);
+        let (Some((path, given)), Some(serve_at)) = (found, serve_at) else {
+            return Ok(Cli::try_parse_from(argv)?);
+        };
+        let text = config_file::read(&path)?;
+        let file = config_file::to_args(&path, &text, serve)?;
+        let merged = config_file::merge(&argv, serve_at, file, &given);
+        Ok(Cli::try_parse_from(merged)?)
+    }
 }
 
 /// A flag whose value cannot be used: names the flag and says why.

@@ -4,22 +4,28 @@
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::Parser;
 
-use percore::cli::{Cli, Command};
+use percore::cli::{ArgsError, Cli, Command};
+use percore::config::ServeConfig;
+use percore::tls::{CertSource, TlsShared};
 
 // mimalloc: per-thread heaps without a global lock suit one allocator user per core.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_with_config_file(std::env::args_os().collect()) {
         Ok(cli) => cli,
-        Err(err) => return flag_error(err),
+        Err(ArgsError::Flags(err)) => return flag_error(err),
+        Err(ArgsError::ConfigFile(err)) => {
+            eprintln!("percore: {err}");
+            return ExitCode::from(2);
+        }
     };
     match cli.command {
         Command::Serve(args) => {
             let access_log = args.access_log.clone();
+            let check = args.check;
             let mut config = match args.into_config() {
                 Ok(config) => config,
                 Err(err) => {
@@ -27,6 +33,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if check {
+                return check_only(&config);
+            }
             // Kept to the end of `main`: dropping it writes what the access log still buffers.
             let _logs = match percore::logging::init(access_log) {
                 Ok(guard) => guard,
@@ -52,6 +61,23 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `serve --check`: the flags and file were valid enough for a `ServeConfig` (roots exist, values
+/// parse); the certificate files are loaded too, as start-up would. Nothing is bound, written or
+/// started, so it can run beside the live server (`nginx -t`).
+fn check_only(config: &ServeConfig) -> ExitCode {
+    if let Some(tls) = &config.tls {
+        // A self-signed certificate is made at start-up and may be written out: not a check.
+        if matches!(tls.cert, CertSource::Files { .. }) {
+            if let Err(err) = TlsShared::new(tls) {
+                eprintln!("percore: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("config ok");
+    ExitCode::SUCCESS
 }
 
 /// Once a second on every shard: give freed memory back, and write out access-log lines a quiet
@@ -80,11 +106,21 @@ fn flag_error(err: clap::Error) -> ExitCode {
         }
         _ => {
             let rendered = err.to_string();
-            let line = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
+            let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+            let mut line = lines
+                .next()
                 .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+                .trim_start_matches("error: ")
+                .to_owned();
+            // "the following required arguments were not provided:" lists them on the indented
+            // lines below; they belong on the one line too.
+            if line.ends_with(':') {
+                let listed: Vec<&str> = lines
+                    .take_while(|l| l.starts_with(' '))
+                    .map(str::trim)
+                    .collect();
+                line = format!("{line} {}", listed.join(", "));
+            }
             eprintln!("percore: {line} (see percore --help)");
             ExitCode::from(2)
         }

@@ -27,10 +27,17 @@ impl Server {
 
     /// Starts with `base` then `extra` flags; `setup` may adjust the command (env, pre_exec).
     pub fn start_with(base: &[&str], extra: &[&str], setup: impl FnOnce(&mut Command)) -> Server {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--no-pin"];
+        args.extend_from_slice(base);
+        args.extend_from_slice(extra);
+        Self::start_exact(&args, setup)
+    }
+
+    /// Runs the binary with exactly `args` (the subcommand first); they must make it listen on
+    /// a plain port (logged), as `--listen 127.0.0.1:0` does.
+    pub fn start_exact(args: &[&str], setup: impl FnOnce(&mut Command)) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--no-pin"])
-            .args(base)
-            .args(extra)
+        cmd.args(args)
             .env("RUST_LOG", "info")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdin(Stdio::null())
