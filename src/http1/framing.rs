@@ -159,6 +159,17 @@ impl HeadFacts {
             FieldKind::ContentLength => self.content_length(value),
             FieldKind::TransferEncoding => self.transfer_encoding(value),
             FieldKind::Connection => {
+                // The usual value is one option alone: compared as a whole, without splitting
+                // the list. `token_eq_lowercase` is exact here too: a value holds no CTL (checked
+                // before this), and no other byte ORed with 0x20 gives a lowercase letter or "-".
+                if token_eq_lowercase(value, b"keep-alive") {
+                    self.connection_keep_alive = true;
+                    return Ok(());
+                }
+                if token_eq_lowercase(value, b"close") {
+                    self.connection_close = true;
+                    return Ok(());
+                }
                 // RFC 9112 §9.3 / RFC 9110 §7.6.1: a list of case-insensitive tokens.
                 for option in list_elements(value) {
                     if option.eq_ignore_ascii_case(b"close") {

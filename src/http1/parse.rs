@@ -1479,6 +1479,13 @@ mod tests {
                 "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
                 false,
             ),
+            // Near misses of the whole-value compare, which ORs each byte with 0x20.
+            ("GET / HTTP/1.0\r\nConnection: keep_alive\r\n\r\n", false),
+            ("GET / HTTP/1.0\r\nConnection: keep\talive\r\n\r\n", false),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: CLOSE\r\n\r\n",
+                false,
+            ),
         ];
         for (input, keep_alive) in cases {
             assert_eq!(parse_ok(input).keep_alive, keep_alive, "{input:?}");
