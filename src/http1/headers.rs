@@ -66,15 +66,26 @@ impl Field {
     /// A field whose name is `section[name]` and value `section[value]`; `None` if an offset
     /// does not fit (a head over 4 GiB or a name over 65535 bytes: only reachable with limits
     /// raised far past their defaults).
+    /// The name lies before the value (`name.end <= value.start`), as in a field line.
+    #[inline]
     pub(crate) fn new(
         name: std::ops::Range<usize>,
         value: std::ops::Range<usize>,
     ) -> Option<Field> {
+        debug_assert!(
+            name.start <= name.end && name.end <= value.start && value.start <= value.end
+        );
+        // Two checks instead of one conversion per offset (four per field line, measured): every
+        // offset and length is at most `value.end`, so the casts below are lossless.
+        let name_len = name.end.wrapping_sub(name.start);
+        if u32::try_from(value.end).is_err() || name_len > usize::from(u16::MAX) {
+            return None;
+        }
         Some(Field {
-            name_start: u32::try_from(name.start).ok()?,
-            name_len: u16::try_from(name.len()).ok()?,
-            value_start: u32::try_from(value.start).ok()?,
-            value_len: u32::try_from(value.len()).ok()?,
+            name_start: name.start as u32,
+            name_len: name_len as u16,
+            value_start: value.start as u32,
+            value_len: value.end.wrapping_sub(value.start) as u32,
         })
     }
 
@@ -409,6 +420,20 @@ mod tests {
         assert_eq!(h.capacity(), cap);
         assert!(h.section.is_empty());
         assert_eq!(Headers::default().capacity(), 0);
+    }
+
+    #[test]
+    fn field_refuses_names_over_65535_bytes_and_offsets_over_4_gib() {
+        let f = Field::new(3..65538, 65540..65541).expect("a 65535-byte name fits");
+        assert_eq!((f.name_range(), f.value_range()), (3..65538, 65540..65541));
+        assert!(Field::new(3..65539, 65540..65541).is_none());
+        let top = u32::MAX as usize;
+        let f = Field::new(top - 9..top - 5, top - 3..top).expect("offsets up to u32::MAX fit");
+        assert_eq!(
+            (f.name_range(), f.value_range()),
+            (top - 9..top - 5, top - 3..top)
+        );
+        assert!(Field::new(top - 9..top - 5, top - 3..top + 1).is_none());
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl HeadParser {
         // the stack cost more than the parsing did for a small head (measured).
         let result = build_head(head, line, fields, &self.scan, self.limits.max_body);
         self.scan = Scan::default();
-        result.map(Status::Complete)
+        result
     }
 
     /// Check the lines completed since the last call; `Some(head length)` once the empty line
@@ -576,7 +576,7 @@ fn build_head(
     fields: Vec<Field>,
     scan: &Scan,
     max_body: u64,
-) -> Result<RequestHead, ParseError> {
+) -> Result<Status<RequestHead>, ParseError> {
     let target = Target::parse_scanned(head.slice(line.target), &line.method, line.target_scan)?;
     if let Some(e) = scan.field_error {
         return Err(e);
@@ -587,7 +587,8 @@ fn build_head(
         return Err(ParseError::MissingHost);
     }
     let decision = scan.facts.finish(line.version, max_body)?;
-    Ok(RequestHead {
+    // Built in the `Status` it is returned in, so that it is not moved again to be wrapped.
+    Ok(Status::Complete(RequestHead {
         method: line.method,
         target,
         version: line.version,
@@ -596,7 +597,7 @@ fn build_head(
         keep_alive: decision.keep_alive,
         expect_continue: decision.expect_continue,
         connection_upgrade: decision.connection_upgrade,
-    })
+    }))
 }
 
 /// RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive.
