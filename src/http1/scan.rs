@@ -56,6 +56,13 @@ pub(super) fn non_name_mask(x: u64) -> u64 {
     (!(letter | digit) | x) & !eq_mask(x, b'-') & HIGHS
 }
 
+/// The bytes of `x` that are not an ASCII letter, digit, "-" or "." (the bytes of nearly every
+/// `Host` value). Exact for every byte.
+#[inline(always)]
+pub(super) fn non_hostname_mask(x: u64) -> u64 {
+    non_name_mask(x) & !eq_mask(x, b'.')
+}
+
 /// The bytes of `x` that may not appear in a request-target: 0x80 and above, SP and the CTLs,
 /// DEL, and `#` (see `target::TARGET_BYTE`). Exact for every byte.
 #[inline(always)]
@@ -95,6 +102,13 @@ pub(super) fn block_at(buf: &[u8], at: usize) -> Option<&[u8; 16]> {
 #[inline(always)]
 pub(super) fn target_marks(block: &[u8; 16]) -> (u32, u32) {
     block16::target_marks(block)
+}
+
+/// A bit per byte of `block` that is not an ASCII letter, digit, "-" or "." (the bytes of nearly
+/// every `Host` value); exact for every byte.
+#[inline(always)]
+pub(super) fn hostname_marks(block: &[u8; 16]) -> u32 {
+    block16::non_hostname_marks(block)
 }
 
 /// The offset of the first CTL or DEL in `buf` at or after `from`.
@@ -204,18 +218,32 @@ mod block16 {
         let name = bitor_m128i(bitor_m128i(letter, digit), dash);
         first(cmp_eq_mask_i8_m128i(name, set_splat_i8_m128i(0)))
     }
+
+    /// A bit per byte that is not an ASCII letter, digit, "-" or ".".
+    #[inline(always)]
+    pub(super) fn non_hostname_marks(block: &[u8; 16]) -> u32 {
+        let v = load_unaligned_m128i(block);
+        let letter = in_range(bitor_m128i(v, set_splat_i8_m128i(0x20)), b'a', b'z');
+        let digit = in_range(v, b'0', b'9');
+        let dash = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'-' as i8));
+        let dot = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'.' as i8));
+        let host = bitor_m128i(bitor_m128i(letter, digit), bitor_m128i(dash, dot));
+        move_mask_i8_m128i(cmp_eq_mask_i8_m128i(host, set_splat_i8_m128i(0))) as u32
+    }
 }
 
 /// Sixteen-byte blocks as two words, where SSE2 is not there.
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 mod block16 {
-    pub(super) use super::portable16::{first_ctl, first_non_name, target_marks};
+    pub(super) use super::portable16::{
+        first_ctl, first_non_name, non_hostname_marks, target_marks,
+    };
 }
 
 /// The word-at-a-time form of `block16`, also tested against it on x86-64.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 mod portable16 {
-    use super::{ctl_mask, eq_mask, non_name_mask, non_target_mask};
+    use super::{ctl_mask, eq_mask, non_hostname_mask, non_name_mask, non_target_mask};
 
     #[inline(always)]
     fn first(block: &[u8; 16], mask: impl Fn(u64) -> u64) -> Option<usize> {
@@ -234,6 +262,12 @@ mod portable16 {
 
     pub(super) fn first_non_name(block: &[u8; 16]) -> Option<usize> {
         first(block, non_name_mask)
+    }
+
+    pub(super) fn non_hostname_marks(block: &[u8; 16]) -> u32 {
+        let (lo, hi) = block.split_at(8);
+        let [lo, hi] = [lo, hi].map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()));
+        bits(non_hostname_mask(lo)) | bits(non_hostname_mask(hi)) << 8
     }
 
     /// The high bit of each byte of an exact mask, gathered into a bit per byte: the multiplier
@@ -293,6 +327,8 @@ mod tests {
             let marks = |mask: u64| mask.count_ones();
             let name = b.is_ascii_alphanumeric() || b == b'-';
             assert_eq!(marks(non_name_mask(x)), if name { 0 } else { 4 });
+            let host = name || b == b'.';
+            assert_eq!(marks(non_hostname_mask(x)), if host { 0 } else { 4 });
             let target = (0x21..0x7f).contains(&b) && b != b'#';
             assert_eq!(marks(non_target_mask(x)), if target { 0 } else { 4 });
             let dashes = if b == b'-' { 5 } else { 1 };
@@ -338,6 +374,17 @@ mod tests {
                 assert_eq!(block16::first_non_name(&block), (!name).then_some(pos));
                 assert_eq!(portable16::first_non_name(&block), (!name).then_some(pos));
                 let both = if pos < 15 { 0b11 << pos } else { 1 << pos };
+                let host = if name || b == b'.' { 0 } else { both };
+                assert_eq!(
+                    block16::non_hostname_marks(&block),
+                    host,
+                    "{b:#04x} at {pos}"
+                );
+                assert_eq!(
+                    portable16::non_hostname_marks(&block),
+                    host,
+                    "{b:#04x} at {pos}"
+                );
                 let target = (0x21..0x7f).contains(&b) && b != b'#';
                 let special = b == b'?' || b == b'%';
                 let marks = (
