@@ -1469,6 +1469,23 @@ mod tests {
             parse_ok(&post("Content-Length: 5\r\nContent-Length: 005\r\n")).framing,
             Framing::Length(5)
         );
+        // 19 digits and fewer are read whole, longer values digit by digit with overflow checks.
+        let limits = Limits {
+            max_body: u64::MAX,
+            ..Limits::default()
+        };
+        for (value, n) in [
+            ("0000000000000000012", 12),
+            ("9999999999999999999", 9_999_999_999_999_999_999),
+            ("18446744073709551615", u64::MAX),
+            ("00000000000000000000012", 12),
+        ] {
+            let input = post(&format!("Content-Length: {value}\r\n"));
+            let Ok(Status::Complete(head)) = parse_with(limits, input.as_bytes()) else {
+                panic!("{value} parses");
+            };
+            assert_eq!(head.framing, Framing::Length(n), "{value}");
+        }
     }
 
     #[test]
