@@ -15,6 +15,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::body::BodyJoiner;
+use super::h2_wire::PREFACE;
 use super::h2c_upgrade::StreamOne;
 use super::registry::{CancelReason, SlotGuard};
 use super::shard::{ShardCtx, READ_BUF_SIZE};
@@ -41,8 +42,9 @@ enum LargeBody {
 }
 
 /// The start of the HTTP/2 connection preface (RFC 9113 §3.4) as an HTTP/1.1 parser sees it: a
-/// request line and an empty line. On a cleartext listener it means "prior knowledge" h2c.
-const H2_PREFACE_HEAD: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
+/// request line and an empty line (`PRI * HTTP/2.0\r\n\r\n`, its first 18 bytes). On a cleartext
+/// listener it means "prior knowledge" h2c.
+const H2_PREFACE_HEAD: &[u8] = PREFACE.split_at(18).0;
 
 /// RFC 7540 §3.2: the answer that takes up `Upgrade: h2c`; HTTP/2 starts right after it.
 const SWITCHING_TO_H2C: &[u8] =

@@ -23,20 +23,12 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::h2_wire::{FrameHead, ACK, CONTINUATION, DATA, FRAME_HEAD_LEN, HEADERS, PING, PREFACE};
 use super::shard::ShardCtx;
 
-/// RFC 9113 §3.4: the client preface, which precedes the first frame.
-const PREFACE_LEN: u32 = 24;
-/// RFC 9113 §4.1: length (24 bits), type, flags, stream identifier (32 bits).
-const HEAD_LEN: usize = 9;
-
-// Frame types (RFC 9113 §6).
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const PING: u8 = 0x6;
-const CONTINUATION: u8 = 0x9;
-/// PING's ACK flag (RFC 9113 §6.7).
-const ACK: u8 = 0x1;
+/// The client preface precedes the first frame.
+const PREFACE_LEN: u32 = PREFACE.len() as u32;
+const HEAD_LEN: usize = FRAME_HEAD_LEN;
 
 /// Units a connection starts with and saves up to: the largest burst of control frames it may
 /// send with nothing earned. Real clients send a handful at a time (a SETTINGS and a
@@ -60,24 +52,6 @@ const SENT_BYTES_PER_UNIT: u32 = 512;
 /// A PING ACK costs this much: h2 sends a PING only to close gracefully, so a real client acks
 /// at most one per connection, and h2 logs a warning for each ACK of a PING it did not send.
 const PING_ACK_COST: u32 = 16;
-
-/// The fields of a frame head the budget looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FrameHead {
-    pub(crate) len: u32,
-    pub(crate) kind: u8,
-    pub(crate) flags: u8,
-}
-
-impl FrameHead {
-    fn parse(raw: &[u8; HEAD_LEN]) -> Self {
-        FrameHead {
-            len: u32::from_be_bytes([0, raw[0], raw[1], raw[2]]),
-            kind: raw[3],
-            flags: raw[4],
-        }
-    }
-}
 
 /// Where frames begin in one direction of a connection, followed as the bytes pass in pieces of
 /// any size. Only frame heads are looked at; payloads are counted past.
@@ -306,8 +280,6 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for FloodGuard<IO> {
 mod tests {
     use super::*;
 
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
     fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
         let len = payload.len() as u32;
         let mut out = len.to_be_bytes()[1..].to_vec();
@@ -391,7 +363,7 @@ mod tests {
         let mut budget = ControlBudget::new(0);
         let pings = ping().repeat(BURST as usize + 10);
         let err = budget
-            .received(&[PREFACE, &pings].concat(), 0)
+            .received(&[&PREFACE[..], &pings].concat(), 0)
             .expect_err("a flood");
         assert_eq!(err.at, PREFACE.len() + 17 * BURST as usize);
     }
@@ -471,7 +443,7 @@ mod tests {
     fn a_stray_ping_ack_costs_more_than_a_ping() {
         let mut budget = ControlBudget::new(0);
         let acks = frame(PING, ACK, 0, b"pingpong").repeat((BURST / PING_ACK_COST) as usize + 1);
-        assert!(budget.received(&[PREFACE, &acks].concat(), 0).is_err());
+        assert!(budget.received(&[&PREFACE[..], &acks].concat(), 0).is_err());
     }
 
     #[test]

@@ -13,24 +13,16 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::h2_wire::{
+    FrameHead, ACK, END_HEADERS, END_STREAM, FRAME_HEAD_LEN, HEADERS, MAX_FRAME_SIZE, PREFACE,
+    SETTINGS,
+};
 use crate::http1::{trim_ows, RequestHead};
 
-/// RFC 9113 §3.4: what a client sends first.
-const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// RFC 9113 §4.1: every frame starts with a 9-byte header.
-const FRAME_HEADER: usize = 9;
-/// The preface and the header of the client's first frame.
-const PRELUDE: usize = PREFACE.len() + FRAME_HEADER;
-/// The largest frame h2 accepts: its SETTINGS_MAX_FRAME_SIZE, which `serve_h2` leaves at the
-/// initial 16,384 (RFC 9113 §6.5.2). A larger HEADERS frame would be a FRAME_SIZE_ERROR; the
-/// client's SETTINGS payload is held to it too.
-const MAX_FRAME_SIZE: usize = 16_384;
-
-const TYPE_HEADERS: u8 = 0x1;
-const TYPE_SETTINGS: u8 = 0x4;
-const FLAG_ACK: u8 = 0x1;
-const FLAG_END_STREAM: u8 = 0x1;
-const FLAG_END_HEADERS: u8 = 0x4;
+/// The preface and the head of the client's first frame.
+const PRELUDE: usize = PREFACE.len() + FRAME_HEAD_LEN;
+// A HEADERS frame over MAX_FRAME_SIZE would be a FRAME_SIZE_ERROR; the client's SETTINGS payload
+// is held to it too.
 
 /// Fields that mean something only to the HTTP/1.1 connection (RFC 9113 §8.2.2), or are carried
 /// by a pseudo-header field instead (`Host` is `:authority`, RFC 9113 §8.3.1). h2 would refuse
@@ -61,7 +53,7 @@ impl StreamOne {
     pub(crate) fn encode(head: &RequestHead) -> Option<StreamOne> {
         let authority = head.headers.get("host").filter(|host| !host.is_empty())?;
         let mut frame = BytesMut::with_capacity(256);
-        frame.put_bytes(0, FRAME_HEADER);
+        frame.put_bytes(0, FRAME_HEAD_LEN);
         literal(&mut frame, b":method", head.method.as_str().as_bytes());
         literal(&mut frame, b":scheme", b"http");
         literal(&mut frame, b":path", head.target.raw());
@@ -84,12 +76,18 @@ impl StreamOne {
             string(&mut frame, value.len());
             frame.put_slice(value);
         }
-        let len = frame.len() - FRAME_HEADER;
+        let len = frame.len() - FRAME_HEAD_LEN;
         if len > MAX_FRAME_SIZE {
             return None;
         }
-        let header = frame_header(len, TYPE_HEADERS, FLAG_END_STREAM | FLAG_END_HEADERS, 1);
-        frame[..FRAME_HEADER].copy_from_slice(&header);
+        let header = FrameHead {
+            len: len as u32,
+            kind: HEADERS,
+            flags: END_STREAM | END_HEADERS,
+            stream: 1,
+        }
+        .encode();
+        frame[..FRAME_HEAD_LEN].copy_from_slice(&header);
         Some(StreamOne(frame.freeze()))
     }
 
@@ -110,15 +108,6 @@ fn is_connection_specific(head: &RequestHead, name: &str) -> bool {
                 .split(|&b| b == b',')
                 .any(|option| trim_ows(option).eq_ignore_ascii_case(name.as_bytes()))
         })
-}
-
-/// RFC 9113 §4.1: length (24 bits), type, flags, stream identifier (31 bits).
-fn frame_header(len: usize, kind: u8, flags: u8, stream: u32) -> [u8; FRAME_HEADER] {
-    let len = (len as u32).to_be_bytes();
-    let stream = stream.to_be_bytes();
-    [
-        len[1], len[2], len[3], kind, flags, stream[0], stream[1], stream[2], stream[3],
-    ]
 }
 
 /// RFC 7541 §6.2.2, new name: the 0x00 prefix, the name, the value, both raw strings.
@@ -252,13 +241,13 @@ impl Splice {
 /// connection preface and a SETTINGS header h2 will accept (RFC 9113 §6.5: not an ACK, stream 0,
 /// whole settings, within the frame size limit).
 fn settings_payload_len(prelude: &[u8; PRELUDE]) -> Option<usize> {
-    let (preface, header) = prelude.split_at(PREFACE.len());
-    let len = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
-    let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+    let (preface, head) = prelude.split_at(PREFACE.len());
+    let head = FrameHead::parse(head.try_into().ok()?);
+    let len = head.len as usize;
     let ok = preface == PREFACE
-        && header[3] == TYPE_SETTINGS
-        && header[4] & FLAG_ACK == 0
-        && stream == 0
+        && head.kind == SETTINGS
+        && head.flags & ACK == 0
+        && head.stream == 0
         && len.is_multiple_of(6)
         && len <= MAX_FRAME_SIZE;
     ok.then_some(len)
@@ -325,8 +314,8 @@ mod tests {
         let frame = stream_one.bytes();
         let len = usize::from(frame[0]) << 16 | usize::from(frame[1]) << 8 | usize::from(frame[2]);
         assert_eq!(len, frame.len() - 9);
-        assert_eq!(frame[3], TYPE_HEADERS);
-        assert_eq!(frame[4], FLAG_END_STREAM | FLAG_END_HEADERS);
+        assert_eq!(frame[3], HEADERS);
+        assert_eq!(frame[4], END_STREAM | END_HEADERS);
         assert_eq!(frame[5..9], [0, 0, 0, 1]);
         decode_block(&frame[9..])
     }
@@ -401,7 +390,14 @@ mod tests {
     // ------------------------------------------------------------------------- Splice
 
     fn settings(payload: &[u8]) -> Vec<u8> {
-        let mut frame = frame_header(payload.len(), TYPE_SETTINGS, 0, 0).to_vec();
+        let mut frame = FrameHead {
+            len: payload.len() as u32,
+            kind: SETTINGS,
+            flags: 0,
+            stream: 0,
+        }
+        .encode()
+        .to_vec();
         frame.extend_from_slice(payload);
         frame
     }

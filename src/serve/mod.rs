@@ -6,6 +6,7 @@ mod body;
 mod h1;
 mod h2;
 mod h2_flood;
+mod h2_wire;
 mod h2c_upgrade;
 mod redirect;
 mod registry;
