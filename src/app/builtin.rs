@@ -87,25 +87,39 @@ pub fn builtin_app(shard: &ShardHandle, config: &ServeConfig) -> App {
     // Outermost first. The request id comes first so every later layer (and the log) sees it;
     // the access log and timing wrap everything after them so they measure it; security headers
     // and error pages apply to every answer, 429s and preflights included; CORS sits outside the
-    // rate limiter so a browser can read its 429.
-    if mw.request_id {
-        app = app.layer(RequestIds::new(shard.id()));
+    // rate limiter so a browser can read its 429. The layers that never await are hooks, and
+    // consecutive hooks go in as one tuple: one layer, one future per request for all of them.
+    let ids = mw.request_id.then(|| RequestIds::new(shard.id()));
+    let timing = mw
+        .timing
+        .as_ref()
+        .map(|timing| Timing::new(timing.clone(), shard));
+    if timing.is_some() {
+        app = app.get("/metrics", metrics_handler::<()>);
     }
-    if let Some(access_log) = &mw.access_log {
-        app = app.layer(AccessLog::new(access_log.clone()));
-    }
-    if let Some(timing) = &mw.timing {
-        app = app
-            .layer(Timing::new(timing.clone(), shard))
-            .get("/metrics", metrics_handler::<()>);
-    }
-    if let Some(security) = &mw.security_headers {
-        match SecurityHeaders::new(security) {
-            Ok(layer) => app = app.layer(layer),
-            Err(err) => error!(error = %err, "security headers off"),
+    let security =
+        mw.security_headers
+            .as_ref()
+            .and_then(|security| match SecurityHeaders::new(security) {
+                Ok(layer) => Some(layer),
+                Err(err) => {
+                    error!(error = %err, "security headers off");
+                    None
+                }
+            });
+    let inner = (timing, security, ErrorPages::new());
+    app = match &mw.access_log {
+        Some(access_log) => {
+            if let Some(ids) = ids {
+                app = app.layer(ids);
+            }
+            app.layer(AccessLog::new(access_log.clone())).layer(inner)
         }
-    }
-    app = app.layer(ErrorPages::new());
+        None => {
+            let (timing, security, pages) = inner;
+            app.layer((ids, timing, security, pages))
+        }
+    };
     if let Some(cors) = &mw.cors {
         match Cors::new(cors.clone()) {
             Ok(layer) => app = app.layer(layer),

@@ -4,8 +4,9 @@
 //! come from an `Error` pass through untouched.
 
 use http::header::{HeaderValue, CONTENT_TYPE};
+use http::Method;
 
-use super::{Middleware, Next};
+use super::{Hook, RequestId};
 use crate::error::ErrorInfo;
 use crate::response::{escape_html, APPLICATION_JSON, TEXT_HTML};
 use crate::service::{Body, Request, Response};
@@ -94,25 +95,38 @@ fn parse_q(q: &str) -> u16 {
     }
 }
 
-impl Middleware for ErrorPages {
-    async fn handle(&self, req: Request, next: Next<'_>) -> Response {
-        let format = negotiate(req.headers().get("accept"));
-        let request_id = req.request_id().cloned();
-        let method = req.method().clone();
-        let mut res = next.run(req).await;
+/// What an error page needs of its request.
+pub struct ErrorPageCarry {
+    format: ErrorFormat,
+    request_id: Option<RequestId>,
+    method: Method,
+}
+
+impl Hook for ErrorPages {
+    type Carry = ErrorPageCarry;
+
+    fn before(&self, req: &mut Request) -> Result<ErrorPageCarry, Response> {
+        Ok(ErrorPageCarry {
+            format: negotiate(req.headers().get("accept")),
+            request_id: req.request_id().cloned(),
+            method: req.method().clone(),
+        })
+    }
+
+    fn after(&self, carry: ErrorPageCarry, res: &mut Response) {
         let Some(info) = res.extensions().get::<ErrorInfo>() else {
-            return res;
+            return;
         };
         let status = res.status();
-        let id = request_id.as_ref().map(|id| id.as_str());
+        let id = carry.request_id.as_ref().map(|id| id.as_str());
         if let Some(cause) = &info.cause {
             if !info.panicked {
                 // Panics were logged where they were caught.
-                tracing::error!(request_id = id, %method, status = status.as_u16(), cause = %cause, "request failed");
+                tracing::error!(request_id = id, method = %carry.method, status = status.as_u16(), cause = %cause, "request failed");
             }
         }
-        let (body, content_type): (String, &HeaderValue) = match format {
-            ErrorFormat::Text => return res,
+        let (body, content_type): (String, &HeaderValue) = match carry.format {
+            ErrorFormat::Text => return,
             ErrorFormat::Json => {
                 let json = serde_json::json!({
                     "error": { "status": status.as_u16(), "message": info.message },
@@ -145,7 +159,6 @@ impl Middleware for ErrorPages {
         };
         *res.body_mut() = Body::from(body);
         res.headers_mut().insert(CONTENT_TYPE, content_type.clone());
-        res
     }
 }
 

@@ -16,12 +16,14 @@
 //! ```
 //!
 //! Each layer costs one boxed future per request (the chain is a slice of trait objects, so it
-//! can be assembled at run time from configuration).
+//! can be assembled at run time from configuration). Layers that never await are better written
+//! as a [`Hook`]: hooks compose at compile time into one layer (see `hook.rs`).
 
 mod access_log;
 mod client_ip;
 mod cors;
 mod errors;
+mod hook;
 mod rate_limit;
 mod request_id;
 mod security_headers;
@@ -34,7 +36,8 @@ use std::rc::Rc;
 pub use access_log::*;
 pub use client_ip::*;
 pub use cors::*;
-pub use errors::{negotiate, ErrorFormat, ErrorPages};
+pub use errors::{negotiate, ErrorFormat, ErrorPageCarry, ErrorPages};
+pub use hook::Hook;
 pub use rate_limit::*;
 pub use request_id::{is_valid_id, RequestId, RequestIds};
 pub use security_headers::*;

@@ -11,20 +11,43 @@ use std::hash::{BuildHasher, Hasher};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 
-use super::{Middleware, Next};
+use super::Hook;
 use crate::service::{Request, Response};
 
 /// The request id, as sent in `X-Request-Id`.
+///
+/// A minted id is held inline: copying it to the request, to later layers and to the response
+/// allocates nothing until the response's header value is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(HeaderValue);
+pub struct RequestId(Repr);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Repr {
+    Minted([u8; 32]),
+    Incoming(HeaderValue),
+}
 
 impl RequestId {
     pub fn as_str(&self) -> &str {
         // Only built from bytes checked by `is_valid_id` or from hex digits: always ASCII.
-        self.0.to_str().unwrap_or("")
+        match &self.0 {
+            Repr::Minted(hex) => std::str::from_utf8(hex).unwrap_or(""),
+            Repr::Incoming(value) => value.to_str().unwrap_or(""),
+        }
     }
-    pub fn header_value(&self) -> &HeaderValue {
-        &self.0
+
+    /// The id as a header value, marked sensitive: unique to one response, it must not take an
+    /// HPACK dynamic-table slot (RFC 7541 §7.1.3 "never indexed"). Indexed, every HTTP/2
+    /// response inserted one and evicted an entry that repeats (content-type, server); HTTP/1.1
+    /// ignores the mark.
+    pub fn to_header_value(&self) -> HeaderValue {
+        let mut value = match &self.0 {
+            Repr::Minted(hex) => HeaderValue::from_maybe_shared(Bytes::copy_from_slice(hex))
+                .expect("hex digits are a valid header value"),
+            Repr::Incoming(value) => value.clone(),
+        };
+        value.set_sensitive(true);
+        value
     }
 }
 
@@ -85,9 +108,7 @@ impl RequestIds {
         let mut hex = [0u8; 32];
         hex[..16].copy_from_slice(&self.prefix);
         write_hex(&mut hex[16..], n);
-        let value = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&hex))
-            .expect("hex digits are a valid header value");
-        RequestId(value)
+        RequestId(Repr::Minted(hex))
     }
 
     fn incoming(&self, req: &Request) -> Option<RequestId> {
@@ -98,7 +119,9 @@ impl RequestIds {
         if !is_valid_id(id) {
             return None;
         }
-        HeaderValue::from_bytes(id).ok().map(RequestId)
+        HeaderValue::from_bytes(id)
+            .ok()
+            .map(|value| RequestId(Repr::Incoming(value)))
     }
 }
 
@@ -111,25 +134,26 @@ fn write_hex(out: &mut [u8], n: u64) {
     }
 }
 
-impl Middleware for RequestIds {
-    async fn handle(&self, mut req: Request, next: Next<'_>) -> Response {
-        let id = self.incoming(&req).unwrap_or_else(|| self.mint());
+impl Hook for RequestIds {
+    /// The id, to echo on the response.
+    type Carry = RequestId;
+
+    fn before(&self, req: &mut Request) -> Result<RequestId, Response> {
+        let id = self.incoming(req).unwrap_or_else(|| self.mint());
         req.request_id = Some(id.clone());
-        let mut res = next.run(req).await;
-        let mut value = id.0;
-        // Unique to this response: HPACK must not spend a dynamic-table slot on it (RFC 7541
-        // §7.1.3 "never indexed"). Indexed, every HTTP/2 response inserted one and evicted an
-        // entry that repeats (content-type, server); HTTP/1.1 ignores the mark.
-        value.set_sensitive(true);
-        res.headers_mut().insert(self.header.clone(), value);
-        res
+        Ok(id)
+    }
+
+    fn after(&self, id: RequestId, res: &mut Response) {
+        res.headers_mut()
+            .insert(self.header.clone(), id.to_header_value());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::middleware::{DynMiddleware, Endpoint, Layers};
+    use crate::middleware::{DynMiddleware, Endpoint, Layers, Next};
     use crate::response::IntoResponse;
     use crate::shard::LocalBoxFuture;
     use crate::testing::{block_on, request};

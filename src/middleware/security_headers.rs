@@ -15,7 +15,7 @@ use http::header::{
     STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 
-use super::{Middleware, Next};
+use super::Hook;
 use crate::service::{Request, Response};
 
 /// `X-Frame-Options` (RFC 7034): who may put responses in a frame.
@@ -321,19 +321,23 @@ fn hsts_value(hsts: Hsts) -> Result<HeaderValue, SecurityHeadersError> {
         .expect("digits and fixed ASCII words are a valid header value"))
 }
 
-impl Middleware for SecurityHeaders {
-    async fn handle(&self, req: Request, next: Next<'_>) -> Response {
-        let tls = req.tls;
-        let mut res = next.run(req).await;
+impl Hook for SecurityHeaders {
+    /// Whether the request came over TLS.
+    type Carry = bool;
+
+    fn before(&self, req: &mut Request) -> Result<bool, Response> {
+        Ok(req.tls)
+    }
+
+    fn after(&self, tls: bool, res: &mut Response) {
         self.apply(res.headers_mut(), tls);
-        res
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::middleware::{DynMiddleware, Endpoint, Layers};
+    use crate::middleware::{DynMiddleware, Endpoint, Layers, Next};
     use crate::service::response;
     use crate::shard::LocalBoxFuture;
     use crate::testing::{block_on, request};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use http::header::{HeaderName, HeaderValue};
 
-use super::{Middleware, Next};
+use super::Hook;
 use crate::metrics::ShardHistogram;
 use crate::service::{Request, Response};
 use crate::shard::ShardHandle;
@@ -76,10 +76,14 @@ fn server_timing_value(elapsed: Duration) -> Option<HeaderValue> {
     HeaderValue::from_bytes(&buf[..len]).ok()
 }
 
-impl Middleware for Timing {
-    async fn handle(&self, req: Request, next: Next<'_>) -> Response {
-        let started = Instant::now();
-        let mut res = next.run(req).await;
+impl Hook for Timing {
+    type Carry = Instant;
+
+    fn before(&self, _req: &mut Request) -> Result<Instant, Response> {
+        Ok(Instant::now())
+    }
+
+    fn after(&self, started: Instant, res: &mut Response) {
         let elapsed = started.elapsed();
         self.histogram.record(elapsed, res.status());
         if let Some(name) = &self.server_timing {
@@ -90,14 +94,13 @@ impl Middleware for Timing {
                 res.headers_mut().append(name.clone(), value);
             }
         }
-        res
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::middleware::{DynMiddleware, Endpoint, Layers};
+    use crate::middleware::{DynMiddleware, Endpoint, Layers, Next};
     use crate::response::IntoResponse;
     use crate::shard::LocalBoxFuture;
     use crate::testing::{block_on, request};

@@ -53,14 +53,20 @@ impl Server {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(pos) = line.find("listening on http://") {
+                let addr = line.find("listening on http://").map(|pos| {
                     let rest = &line[pos + "listening on http://".len()..];
-                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    rest.chars()
+                        .take_while(|c| !c.is_whitespace())
+                        .collect::<String>()
+                });
+                // Logged before the address is sent: a test that reads the log as soon as the
+                // server is up must find the listening line in it.
+                log2.lock().unwrap().push(line);
+                if let Some(addr) = addr {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
                     }
                 }
-                log2.lock().unwrap().push(line);
             }
         });
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
