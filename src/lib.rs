@@ -35,7 +35,7 @@ pub use app::{App, Group, TrailingSlash};
 pub use context::Ctx;
 pub use error::Error;
 pub use extract::Validate;
-pub use middleware::{Middleware, Next};
+pub use middleware::{Hook, Middleware, Next};
 pub use response::{Html, IntoResponse, Json};
 pub use service::{Request, Response};
 pub use shard::ShardHandle;

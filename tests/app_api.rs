@@ -54,6 +54,12 @@ fn app(shard: &percore::ShardHandle) -> App<Counter> {
                 Ok::<_, Error>(format!("{} page {}", q.q, q.page.unwrap_or(1)))
             }
         })
+        .get("/bye", |_req: Request, _cx: Ctx<Counter>| async move {
+            let mut res = http::Response::new(percore::service::Body::from("bye"));
+            res.headers_mut()
+                .insert(http::header::CONNECTION, "Close".parse().unwrap());
+            res
+        })
         .get("/count", |_req: Request, cx: Ctx<Counter>| {
             let n = cx.state().0.get() + 1;
             cx.state().0.set(n);
@@ -191,6 +197,24 @@ fn per_shard_state_summed_over_the_mesh() {
         .parse()
         .unwrap();
     assert_eq!(total, 20);
+}
+
+#[test]
+fn a_handler_that_says_connection_close_ends_the_connection() {
+    let server = AppServer::start(1, app);
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // RFC 9112 §9.6: after a response with `Connection: close`, nothing more is read: the
+    // request pipelined behind it gets no answer, and the connection closes.
+    s.write_all(
+        b"GET /count HTTP/1.1\r\nHost: t\r\n\r\nGET /bye HTTP/1.1\r\nHost: t\r\n\r\nGET /count HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 2, "{all}");
+    assert_eq!(all.matches("onnection: close").count(), 1, "{all}");
+    assert!(all.ends_with("\r\n\r\nbye"), "{all}");
 }
 
 #[test]

@@ -98,12 +98,18 @@ fn write_status_line(out: &mut Vec<u8>, status: StatusCode) {
 
 /// Append the response head: status line, `Server`, `Date`, the caller's fields (minus the ones
 /// we own), the framing fields, `Connection` when needed, and the empty line.
+///
+/// Returns whether the connection stays open after this response: not when `meta` says so, when
+/// the caller's fields hold `Connection: close` (RFC 9112 §9.6: the server closes after a
+/// response that says so; found in the pass that writes the fields, so no second lookup), or
+/// when the body can only be delimited by closing.
+#[must_use = "the connection must close when this returns false"]
 pub fn write_response_head(
     out: &mut Vec<u8>,
     meta: &ResponseMeta,
     headers: &HeaderMap,
     date: &DateCache,
-) {
+) -> bool {
     let status = meta.status;
     write_status_line(out, status);
     out.extend_from_slice(b"Server: percore\r\nDate: ");
@@ -112,23 +118,31 @@ pub fn write_response_head(
 
     // A 101 needs the caller's "Connection: upgrade" (RFC 9110 §7.8).
     let keep_caller_connection = status == StatusCode::SWITCHING_PROTOCOLS;
+    let mut close = !meta.keep_alive;
     for (name, value) in headers {
+        if name == header::CONNECTION {
+            close |= lists_close(value.as_bytes());
+            if !keep_caller_connection {
+                continue;
+            }
+        }
         let ours = name == header::CONTENT_LENGTH
             || name == header::TRANSFER_ENCODING
-            || (name == header::CONNECTION && !keep_caller_connection)
             || name == header::DATE
             || name == header::SERVER;
         if ours {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
+        let (name, value) = (name.as_str().as_bytes(), value.as_bytes());
+        // One capacity check for the line instead of one per piece.
+        out.reserve(name.len() + value.len() + 4);
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
 
     let has_content = status_has_content(status);
-    let mut close = !meta.keep_alive;
     // RFC 9110 §8.6: no Content-Length in 1xx or 204 (nor, here, in 304); RFC 9112 §6.1: no
     // Transfer-Encoding in them either. For HEAD, the fields GET would have (RFC 9110 §9.3.2).
     if has_content {
@@ -158,6 +172,14 @@ pub fn write_response_head(
         }
     }
     out.extend_from_slice(b"\r\n");
+    !close
+}
+
+/// Whether a `Connection` value lists the `close` option (RFC 9110 §7.6.1).
+fn lists_close(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
 }
 
 /// RFC 9112 §7.1: chunk = chunk-size CRLF chunk-data CRLF. Nothing for empty data (a zero size
@@ -208,8 +230,39 @@ mod tests {
 
     fn head(meta: ResponseMeta, headers: &HeaderMap) -> String {
         let mut out = Vec::new();
-        write_response_head(&mut out, &meta, headers, &date());
+        let _ = write_response_head(&mut out, &meta, headers, &date());
         String::from_utf8(out).unwrap()
+    }
+
+    /// Whether the connection stays open after writing `headers` with `meta`.
+    fn keeps_alive(meta: ResponseMeta, headers: &HeaderMap) -> bool {
+        write_response_head(&mut Vec::new(), &meta, headers, &date())
+    }
+
+    #[test]
+    fn a_connection_close_among_the_fields_ends_the_connection() {
+        let mut h = HeaderMap::new();
+        assert!(keeps_alive(meta(200, BodyKind::Empty), &h));
+        h.insert(header::CONNECTION, "keep-alive, Close".parse().unwrap());
+        assert!(!keeps_alive(meta(200, BodyKind::Empty), &h));
+        let written = head(meta(200, BodyKind::Empty), &h);
+        assert_eq!(written.matches("Connection").count(), 1, "{written}");
+        assert!(written.contains("Connection: close\r\n"), "{written}");
+        h.insert(header::CONNECTION, "keep-alive, closed".parse().unwrap());
+        assert!(keeps_alive(meta(200, BodyKind::Empty), &h));
+        h.append(header::CONNECTION, "close".parse().unwrap());
+        assert!(!keeps_alive(meta(200, BodyKind::Empty), &h));
+    }
+
+    #[test]
+    fn a_close_the_caller_asked_for_or_a_close_delimited_body_ends_the_connection() {
+        let h = HeaderMap::new();
+        let mut closing = meta(200, BodyKind::Empty);
+        closing.keep_alive = false;
+        assert!(!keeps_alive(closing, &h));
+        let mut old_chunked = meta(200, BodyKind::Chunked);
+        old_chunked.version = Version::Http10;
+        assert!(!keeps_alive(old_chunked, &h));
     }
 
     const PREFIX: &str = "Server: percore\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n";

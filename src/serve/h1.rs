@@ -26,7 +26,6 @@ use crate::http1::{
 };
 use crate::service::{Body, Chunk, Request, RequestParts, Response, Service};
 use bytes::{Bytes, BytesMut};
-use http::header::CONNECTION;
 use http::{HeaderMap, Method, StatusCode};
 
 /// Below this much free space the read buffer grows (or is compacted) before the next read.
@@ -374,10 +373,10 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
         });
         let res = self.app.call(req).await;
         // RFC 9112 §9.6: `Connection: close` from either side ends the connection after this
-        // response; so does shutdown.
-        let keep_alive =
-            keep_alive && !self.ctx.is_shutting_down() && !has_connection_close(res.headers());
-        if let Some(large) = self.push_response(res, version, head_request, keep_alive) {
+        // response (the response's is found as its head is written); so does shutdown.
+        let keep_alive = keep_alive && !self.ctx.is_shutting_down();
+        let (large, keep_alive) = self.push_response(res, version, head_request, keep_alive);
+        if let Some(large) = large {
             if Box::pin(self.write_large_body(large)).await.is_err() {
                 return Flow::Close;
             }
@@ -421,14 +420,15 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
     }
 
     /// Encodes `res` after the responses already waiting in the write buffer. A body too large to
-    /// copy is returned, to be written from its own buffer after the head.
+    /// copy is returned, to be written from its own buffer after the head; with it, whether the
+    /// connection stays open (`keep_alive`, unless the response says `Connection: close`).
     fn push_response(
         &mut self,
         res: Response,
         version: Version,
         head_request: bool,
         keep_alive: bool,
-    ) -> Option<LargeBody> {
+    ) -> (Option<LargeBody>, bool) {
         let (parts, body) = res.into_parts();
         let meta = ResponseMeta {
             status: parts.status,
@@ -437,12 +437,13 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
             head_request,
             version,
         };
-        write_response_head(&mut self.wbuf, &meta, &parts.headers, &self.ctx.date());
+        let keep_alive =
+            write_response_head(&mut self.wbuf, &meta, &parts.headers, &self.ctx.date());
         crate::header_pool::give(parts.headers);
         if !body_allowed(parts.status, head_request) {
-            return None;
+            return (None, keep_alive);
         }
-        match body {
+        let large = match body {
             Body::Empty => None,
             Body::Full(bytes) if bytes.len() > DIRECT_WRITE_THRESHOLD => {
                 Some(LargeBody::Bytes(bytes))
@@ -452,7 +453,8 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
                 None
             }
             Body::Chunks(chunks) => Some(LargeBody::Chunks(chunks)),
-        }
+        };
+        (large, keep_alive)
     }
 
     /// Writes the pending responses, then `body` without copying it into the write buffer.
@@ -498,7 +500,8 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
             head_request: false,
             version: Version::Http11,
         };
-        write_response_head(&mut self.wbuf, &meta, &headers, &self.ctx.date());
+        // `keep_alive: false` above: this response always closes.
+        let _ = write_response_head(&mut self.wbuf, &meta, &headers, &self.ctx.date());
         self.wbuf.extend_from_slice(reason.as_bytes());
         self.wbuf.push(b'\n');
     }
@@ -795,16 +798,6 @@ enum BodyError {
     End(End),
 }
 
-/// Whether a `Connection` header lists the `close` option (RFC 9110 §7.6.1).
-fn has_connection_close(headers: &HeaderMap) -> bool {
-    headers.get_all(CONNECTION).iter().any(|value| {
-        value
-            .as_bytes()
-            .split(|&b| b == b',')
-            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
-}
-
 /// Yields once to the shard's other tasks (monoio 0.2 has no `yield_now`).
 struct YieldNow(bool);
 
@@ -835,14 +828,5 @@ mod tests {
         }
         let size = output_size(serve_h1::<crate::app::App<()>, monoio::net::TcpStream>);
         assert!(size <= 888, "serve_h1's future is {size} bytes");
-    }
-
-    #[test]
-    fn connection_close_is_found_among_tokens() {
-        let mut h = HeaderMap::new();
-        h.insert(CONNECTION, "keep-alive, Close".parse().unwrap());
-        assert!(has_connection_close(&h));
-        h.insert(CONNECTION, "keep-alive, closed".parse().unwrap());
-        assert!(!has_connection_close(&h));
     }
 }
