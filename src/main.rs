@@ -9,9 +9,11 @@ use percore::cli::{ArgsError, Cli, Command};
 use percore::config::ServeConfig;
 use percore::tls::{CertSource, TlsShared};
 
+mod allocator;
+
 // mimalloc: per-thread heaps without a global lock suit one allocator user per core.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: allocator::MiMalloc = allocator::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = match Cli::parse_with_config_file(std::env::args_os().collect()) {
