@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use http::Method;
 
-use crate::http1::{Headers, RequestHead, Target, Version};
+use crate::http1::{DefaultFields, Headers, RequestHead, Target, Version};
 
 /// A request as the application sees it: the parsed head, the whole body, and where it came from.
 ///
@@ -202,4 +202,11 @@ pub fn response(body: impl Into<Body>) -> Response {
 /// An application: turns a request into a response, on the shard that accepted the connection.
 pub trait Service: 'static {
     fn call(&self, req: Request) -> impl Future<Output = Response>;
+
+    /// Fields the connection adds to each of this service's responses that lacks them, as the
+    /// response goes out (`tls`: the connection's). None by default.
+    fn default_fields(&self, tls: bool) -> &DefaultFields {
+        let _ = tls;
+        DefaultFields::none()
+    }
 }

@@ -28,20 +28,31 @@ fn client() -> reqwest::blocking::Client {
 /// layer built from `config`.
 fn server(config: SecurityHeadersConfig) -> AppServer {
     AppServer::start(1, move |_shard: &percore::ShardHandle| {
-        App::new()
-            .get("/", |_req: Request, _cx: Ctx<()>| async { "home" })
-            .get("/embeddable", |_req: Request, _cx: Ctx<()>| async {
-                let mut res: Response = percore::service::response("widget");
-                let headers = res.headers_mut();
-                headers.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
-                headers.insert(
-                    "content-security-policy",
-                    HeaderValue::from_static("frame-ancestors https://partner.example"),
-                );
-                res
-            })
-            .layer(SecurityHeaders::new(&config).expect("valid security-headers config"))
+        routes().layer(SecurityHeaders::new(&config).expect("valid security-headers config"))
     })
+}
+
+/// The same routes with the headers as the app's default fields instead of a layer.
+fn app_wide_server(config: SecurityHeadersConfig) -> AppServer {
+    AppServer::start(1, move |_shard: &percore::ShardHandle| {
+        let security = SecurityHeaders::new(&config).expect("valid security-headers config");
+        routes().default_fields(security.always(), security.tls_only())
+    })
+}
+
+fn routes() -> App {
+    App::new()
+        .get("/", |_req: Request, _cx: Ctx<()>| async { "home" })
+        .get("/embeddable", |_req: Request, _cx: Ctx<()>| async {
+            let mut res: Response = percore::service::response("widget");
+            let headers = res.headers_mut();
+            headers.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+            headers.insert(
+                "content-security-policy",
+                HeaderValue::from_static("frame-ancestors https://partner.example"),
+            );
+            res
+        })
 }
 
 fn header(res: &reqwest::blocking::Response, name: &str) -> Option<String> {
@@ -174,4 +185,46 @@ fn disabled_headers_are_not_sent() {
     ] {
         assert_eq!(header(&res, name), None, "{name}");
     }
+}
+
+/// `App::default_fields` (how `percore serve` sends them) behaves as the layer does over
+/// HTTP/1.1: on every answer, never HSTS over plain HTTP, a handler's own value kept and sent
+/// once. (The protocol matrix checks the binary's over TLS and HTTP/2.)
+#[test]
+fn app_wide_default_fields_behave_as_the_layer() {
+    let server = app_wide_server(SecurityHeadersConfig {
+        cross_origin_opener_policy: Some(CrossOriginOpenerPolicy::SameOrigin),
+        ..SecurityHeadersConfig::default()
+    });
+    for (path, status) in [("/", 200), ("/missing", 404)] {
+        let res = client().get(server.url(path)).send().unwrap();
+        assert_eq!(res.status(), status);
+        for (name, want) in [
+            ("x-content-type-options", Some("nosniff")),
+            ("x-frame-options", Some("DENY")),
+            ("referrer-policy", Some("strict-origin-when-cross-origin")),
+            ("cross-origin-opener-policy", Some("same-origin")),
+            ("strict-transport-security", None),
+            ("content-security-policy", None),
+        ] {
+            assert_eq!(header(&res, name).as_deref(), want, "{path} {name}");
+        }
+    }
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /embeddable HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let res = ResponseReader::new().read(&mut stream, false).unwrap();
+    let values = |name: &str| -> Vec<&str> {
+        res.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(values("x-frame-options"), ["SAMEORIGIN"]);
+    assert_eq!(values("x-content-type-options"), ["nosniff"]);
 }

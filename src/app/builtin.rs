@@ -85,10 +85,18 @@ pub fn builtin_app(shard: &ShardHandle, config: &ServeConfig) -> App {
         return app;
     }
     // Outermost first. The request id comes first so every later layer (and the log) sees it;
-    // the access log and timing wrap everything after them so they measure it; security headers
-    // and error pages apply to every answer, 429s and preflights included; CORS sits outside the
-    // rate limiter so a browser can read its 429. The layers that never await are hooks, and
-    // consecutive hooks go in as one tuple: one layer, one future per request for all of them.
+    // the access log and timing wrap everything after them so they measure it; error pages apply
+    // to every answer, 429s and preflights included; CORS sits outside the rate limiter so a
+    // browser can read its 429. The layers that never await are hooks, and consecutive hooks go
+    // in as one tuple: one layer, one future per request for all of them. Security headers are
+    // the app's default fields, written as each response goes out (on every answer of the app,
+    // as a layer there would be, and a handler's own value still wins).
+    if let Some(security) = &mw.security_headers {
+        match SecurityHeaders::new(security) {
+            Ok(security) => app = app.default_fields(security.always(), security.tls_only()),
+            Err(err) => error!(error = %err, "security headers off"),
+        }
+    }
     let ids = mw.request_id.then(|| RequestIds::new(shard.id()));
     let timing = mw
         .timing
@@ -97,17 +105,7 @@ pub fn builtin_app(shard: &ShardHandle, config: &ServeConfig) -> App {
     if timing.is_some() {
         app = app.get("/metrics", metrics_handler::<()>);
     }
-    let security =
-        mw.security_headers
-            .as_ref()
-            .and_then(|security| match SecurityHeaders::new(security) {
-                Ok(layer) => Some(layer),
-                Err(err) => {
-                    error!(error = %err, "security headers off");
-                    None
-                }
-            });
-    let inner = (timing, security, ErrorPages::new());
+    let inner = (timing, ErrorPages::new());
     app = match &mw.access_log {
         Some(access_log) => {
             if let Some(ids) = ids {
@@ -116,8 +114,8 @@ pub fn builtin_app(shard: &ShardHandle, config: &ServeConfig) -> App {
             app.layer(AccessLog::new(access_log.clone())).layer(inner)
         }
         None => {
-            let (timing, security, pages) = inner;
-            app.layer((ids, timing, security, pages))
+            let (timing, pages) = inner;
+            app.layer((ids, timing, pages))
         }
     };
     if let Some(cors) = &mw.cors {

@@ -16,9 +16,11 @@ mod dispatch;
 
 use std::rc::Rc;
 
+use http::header::{HeaderName, HeaderValue};
 use http::Method;
 
 use crate::handler::Handler;
+use crate::http1::DefaultFields;
 use crate::middleware::{DynMiddleware, Layers, Middleware, Next};
 use crate::panic::{catch_unwind_silent, CatchUnwind};
 use crate::router::{InsertError, MethodTable};
@@ -59,6 +61,8 @@ pub struct App<S = ()> {
     /// Frozen from `layers` by `finish`, so a request does not touch the `Vec`.
     chain: Layers,
     errors: Vec<RouteError>,
+    /// Fields for every response that lacks them: on plain and on TLS connections.
+    defaults: [DefaultFields; 2],
 }
 
 impl App<()> {
@@ -82,6 +86,7 @@ impl<S: 'static> App<S> {
             layers: Vec::new(),
             chain: Rc::from(Vec::new()),
             errors: Vec::new(),
+            defaults: [DefaultFields::EMPTY, DefaultFields::EMPTY],
         }
     }
 
@@ -131,6 +136,24 @@ impl<S: 'static> App<S> {
     /// the response last. App layers see every request, including 404s and redirects.
     pub fn layer(mut self, middleware: impl Middleware) -> Self {
         self.layers.push(Rc::new(middleware));
+        self
+    }
+
+    /// Fields every response of this app gets unless it carries its own of the same name (a
+    /// handler's or a layer's value wins): `always` on every connection, `tls_only` on TLS ones as
+    /// well (`Strict-Transport-Security`). They are written as the response goes out, not
+    /// inserted into each response's map, so they cost next to nothing; layers do not see them.
+    /// Answers the connection makes itself (a 400 for a malformed request) do not get them.
+    /// Security headers app-wide: `app.default_fields(security.always(), security.tls_only())`
+    /// with [`SecurityHeaders`](crate::middleware::SecurityHeaders).
+    pub fn default_fields(
+        mut self,
+        always: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
+        tls_only: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
+    ) -> Self {
+        let always: Vec<_> = always.into_iter().collect();
+        let tls = DefaultFields::new(always.iter().cloned().chain(tls_only));
+        self.defaults = [DefaultFields::new(always), tls];
         self
     }
 
@@ -204,6 +227,10 @@ impl<S: 'static> App<S> {
 }
 
 impl<S: 'static> Service for App<S> {
+    fn default_fields(&self, tls: bool) -> &DefaultFields {
+        &self.defaults[usize::from(tls)]
+    }
+
     async fn call(&self, req: Request) -> Response {
         // Handlers catch panics while polled (and log the request id); this catches the rest: a
         // panicking layer, or a handler closure panicking before it returns its future.

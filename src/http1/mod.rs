@@ -28,7 +28,8 @@ pub use parse::{is_token, HeadParser, RequestHead};
 pub use target::{Target, TargetForm};
 pub use upgrade::wants_h2c;
 pub use write::{
-    body_allowed, write_chunk, write_last_chunk, write_response_head, BodyKind, ResponseMeta,
+    body_allowed, write_chunk, write_last_chunk, write_response_head, BodyKind, DefaultFields,
+    ResponseMeta,
 };
 
 /// Result of feeding bytes to a parser: `Partial` means "need more bytes" and is not an error.

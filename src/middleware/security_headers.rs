@@ -286,6 +286,19 @@ impl SecurityHeaders {
         Ok(SecurityHeaders { always, hsts })
     }
 
+    /// The fields for every response, to give [`App::default_fields`](crate::App::default_fields)
+    /// (app-wide, written as responses go out) instead of running this as a layer.
+    pub fn always(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+        self.always.iter().cloned()
+    }
+
+    /// The fields for TLS connections only: `Strict-Transport-Security`, when configured.
+    pub fn tls_only(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+        self.hsts
+            .iter()
+            .map(|hsts| (STRICT_TRANSPORT_SECURITY, hsts.clone()))
+    }
+
     fn apply(&self, headers: &mut HeaderMap, tls: bool) {
         for (name, value) in &self.always {
             insert_if_absent(headers, name, value);

@@ -21,8 +21,8 @@ use super::registry::{CancelReason, SlotGuard};
 use super::shard::{ShardCtx, READ_BUF_SIZE};
 use super::transport::Transport;
 use crate::http1::{
-    body_allowed, wants_h2c, write_response_head, BodyDecoder, BodyEvent, BodyKind, Framing,
-    HeadParser, Headers, ParseError, RequestHead, ResponseMeta, Status, Version,
+    body_allowed, wants_h2c, write_response_head, BodyDecoder, BodyEvent, BodyKind, DefaultFields,
+    Framing, HeadParser, Headers, ParseError, RequestHead, ResponseMeta, Status, Version,
 };
 use crate::service::{Body, Chunk, Request, RequestParts, Response, Service};
 use bytes::{Bytes, BytesMut};
@@ -437,8 +437,13 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
             head_request,
             version,
         };
-        let keep_alive =
-            write_response_head(&mut self.wbuf, &meta, &parts.headers, &self.ctx.date());
+        let keep_alive = write_response_head(
+            &mut self.wbuf,
+            &meta,
+            &parts.headers,
+            self.app.default_fields(self.tls),
+            &self.ctx.date(),
+        );
         crate::header_pool::give(parts.headers);
         if !body_allowed(parts.status, head_request) {
             return (None, keep_alive);
@@ -501,7 +506,13 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
             version: Version::Http11,
         };
         // `keep_alive: false` above: this response always closes.
-        let _ = write_response_head(&mut self.wbuf, &meta, &headers, &self.ctx.date());
+        let _ = write_response_head(
+            &mut self.wbuf,
+            &meta,
+            &headers,
+            DefaultFields::none(),
+            &self.ctx.date(),
+        );
         self.wbuf.extend_from_slice(reason.as_bytes());
         self.wbuf.push(b'\n');
     }

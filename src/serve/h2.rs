@@ -211,7 +211,8 @@ impl<S: Service> StreamTask<S> {
             request_id: None,
             extensions: http::Extensions::new(),
         });
-        let res = self.app.call(req).await;
+        let mut res = self.app.call(req).await;
+        self.app.default_fields(self.tls).fill(res.headers_mut());
         let _ = send_response(res, head_request, respond, &self.ctx, &self.permits).await;
     }
 }
