@@ -105,7 +105,17 @@ pub fn builtin_app(shard: &ShardHandle, config: &ServeConfig) -> App {
     if timing.is_some() {
         app = app.get("/metrics", metrics_handler::<()>);
     }
-    let inner = (timing, ErrorPages::new());
+    let cors = mw
+        .cors
+        .as_ref()
+        .and_then(|cors| match Cors::new(cors.clone()) {
+            Ok(layer) => Some(layer),
+            Err(err) => {
+                error!(error = %err, "CORS off");
+                None
+            }
+        });
+    let inner = (timing, ErrorPages::new(), cors);
     app = match &mw.access_log {
         Some(access_log) => {
             if let Some(ids) = ids {
@@ -114,16 +124,11 @@ pub fn builtin_app(shard: &ShardHandle, config: &ServeConfig) -> App {
             app.layer(AccessLog::new(access_log.clone())).layer(inner)
         }
         None => {
-            let (timing, pages) = inner;
-            app.layer((ids, timing, pages))
+            let (timing, pages, cors) = inner;
+            app.layer((ids, timing, pages, cors))
         }
     };
-    if let Some(cors) = &mw.cors {
-        match Cors::new(cors.clone()) {
-            Ok(layer) => app = app.layer(layer),
-            Err(err) => error!(error = %err, "CORS off"),
-        }
-    }
+    // Async (it may ask another shard), so a layer of its own.
     if let Some(limit) = &mw.rate_limit {
         app = app.layer(RateLimit::new(limit.clone(), shard));
     }

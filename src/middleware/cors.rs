@@ -61,7 +61,7 @@ use http::header::{
 };
 use http::{Method, StatusCode};
 
-use super::{Middleware, Next};
+use super::Hook;
 use crate::service::{response, Body, Request, Response};
 
 /// Which origins may read responses.
@@ -358,28 +358,41 @@ impl Cors {
     }
 }
 
-impl Middleware for Cors {
-    async fn handle(&self, req: Request, next: Next<'_>) -> Response {
+/// What the way out needs: whether the request had an `Origin`, and if so the
+/// `Access-Control-Allow-Origin` value it earned (none for an origin not allowed).
+pub enum CorsCarry {
+    NoOrigin,
+    Origin(Option<HeaderValue>),
+}
+
+impl Hook for Cors {
+    type Carry = CorsCarry;
+
+    fn before(&self, req: &mut Request) -> Result<CorsCarry, Response> {
         let Some(origin) = req.headers().get("origin") else {
-            // Fetch, "CORS protocol and HTTP caches": when the answer depends on the origin, a
-            // response to a request *without* Origin must say `Vary: Origin` too, or a cache
-            // would hand it (without CORS headers) to a later cross-origin request.
-            let mut res = next.run(req).await;
-            if self.varies_on_origin() {
-                append_vary_origin(res.headers_mut());
-            }
-            return res;
+            return Ok(CorsCarry::NoOrigin);
         };
         // Fetch #cors-preflight-request: OPTIONS with Origin and Access-Control-Request-Method.
         if req.method() == Method::OPTIONS
             && req.headers().contains("access-control-request-method")
         {
-            return self.preflight(&req);
+            return Err(self.preflight(req));
         }
-        let allow_origin = self.allow_origin(origin);
-        let mut res = next.run(req).await;
-        self.decorate(res.headers_mut(), allow_origin);
-        res
+        Ok(CorsCarry::Origin(self.allow_origin(origin)))
+    }
+
+    fn after(&self, carry: CorsCarry, res: &mut Response) {
+        match carry {
+            // Fetch, "CORS protocol and HTTP caches": when the answer depends on the origin, a
+            // response to a request *without* Origin must say `Vary: Origin` too, or a cache
+            // would hand it (without CORS headers) to a later cross-origin request.
+            CorsCarry::NoOrigin => {
+                if self.varies_on_origin() {
+                    append_vary_origin(res.headers_mut());
+                }
+            }
+            CorsCarry::Origin(allow_origin) => self.decorate(res.headers_mut(), allow_origin),
+        }
     }
 }
 
@@ -498,7 +511,7 @@ fn serialize_origin(origin: &str) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::middleware::{DynMiddleware, Endpoint, Layers};
+    use crate::middleware::{DynMiddleware, Endpoint, Layers, Next};
     use crate::shard::LocalBoxFuture;
     use crate::testing::{block_on, request};
     use std::cell::Cell;
