@@ -141,8 +141,8 @@ pub fn app(shard: &ShardHandle) -> App<Notes> {
             .get("/notes/:name", get_note)
             .put("/notes/:name", put_note)
         })
-        .layer(RequestIds::new(shard.id()))
-        .layer(ErrorPages::new())
+        // Two hooks as one layer: one future per request for both.
+        .layer((RequestIds::new(shard.id()), ErrorPages::new()))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
