@@ -16,7 +16,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
-use std::task::{ready, Context, Poll, Waker};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{ready, Context, Poll, Wake, Waker};
 
 use bytes::Bytes;
 use h2::server::{Connection, SendResponse};
@@ -81,139 +82,317 @@ pub(crate) async fn serve_h2<IO, S>(
         None => return,
     };
 
-    let streams = Rc::new(StreamCount::default());
-    let permits = Rc::new(SendPermits::new(settings.max_sending_streams));
+    let streams = Streams {
+        peer,
+        tls,
+        ctx: ctx.clone(),
+        app,
+        permits: Rc::new(SendPermits::new(settings.max_sending_streams)),
+        count: Rc::new(StreamCount::default()),
+        spare_waker: Cell::new(None),
+    };
     let mut shutdown = pin!(ctx.shutdown.triggered());
     let mut goaway_sent = false;
     let mut armed_idle = false;
     let mut calmed = false;
-    loop {
-        let next = poll_fn(|cx| {
-            if !calmed && out.io().flooded() {
-                tracing::warn!(%peer, "HTTP/2 control-frame flood: GOAWAY ENHANCE_YOUR_CALM");
-                // h2 sends the GOAWAY and closes without reading again (the guard would give it
-                // nothing more anyway); the streams in flight are reset.
-                conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
-                calmed = true;
+    let end = poll_fn(|cx| {
+        if !calmed && out.io().flooded() {
+            tracing::warn!(%peer, "HTTP/2 control-frame flood: GOAWAY ENHANCE_YOUR_CALM");
+            // h2 sends the GOAWAY and closes without reading again (the guard would give it
+            // nothing more anyway); the streams in flight are reset.
+            conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+            calmed = true;
+            goaway_sent = true;
+            // A peer that floods and does not read gets the write timeout to take the GOAWAY.
+            let _ = slot.take_reason();
+            slot.arm_in_request(ctx.deadline(ctx.config.timeouts.body));
+        }
+        if calmed && slot.take_reason().is_some() {
+            return Poll::Ready(End::Closed);
+        }
+        if !goaway_sent {
+            let stop = shutdown.as_mut().poll(cx).is_ready()
+                || (slot.interrupted() && slot.take_reason().is_some());
+            if stop {
+                // RFC 9113 §6.8: GOAWAY, then the streams already begun are finished.
+                conn.graceful_shutdown();
                 goaway_sent = true;
-                // A peer that floods and does not read gets the write timeout to take the GOAWAY.
-                let _ = slot.take_reason();
-                slot.arm_in_request(ctx.deadline(ctx.config.timeouts.body));
+                slot.disarm();
+                armed_idle = false;
             }
-            if calmed && slot.take_reason().is_some() {
-                return Poll::Ready(Next::Closed);
+        }
+        streams.count.watch(cx.waker());
+        slot.watch(cx.waker());
+        // Every stream h2 has ready, in this one poll: most are answered on the spot, and what
+        // they write goes out with the rest of the poll's writes in the drain below.
+        let mut started = 0;
+        let end = loop {
+            match conn.poll_accept(cx) {
+                Poll::Ready(Some(Ok((request, respond)))) => {
+                    streams.start(request, respond);
+                    started += 1;
+                    if started == STREAMS_PER_POLL {
+                        // Let the shard's other connections run; back for the rest right away.
+                        cx.waker().wake_by_ref();
+                        break Poll::Pending;
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => break Poll::Ready(End::Failed(err.to_string())),
+                Poll::Ready(None) => break Poll::Ready(End::Closed),
+                Poll::Pending => break Poll::Pending,
             }
-            if !goaway_sent {
-                let stop = shutdown.as_mut().poll(cx).is_ready()
-                    || (slot.interrupted() && slot.take_reason().is_some());
-                if stop {
-                    // RFC 9113 §6.8: GOAWAY, then the streams already begun are finished.
-                    conn.graceful_shutdown();
-                    goaway_sent = true;
+        };
+        // The idle timeout runs only while no stream is open, from the last stream's end: a
+        // stream answered within this poll was never counted as open, so it restarts the clock.
+        if started > 0 && armed_idle {
+            slot.disarm();
+            armed_idle = false;
+        }
+        if !goaway_sent {
+            match (streams.count.open() == 0, armed_idle) {
+                (true, false) => {
+                    slot.arm_in_request(ctx.deadline(ctx.config.timeouts.idle));
+                    armed_idle = true;
+                }
+                (false, true) => {
                     slot.disarm();
                     armed_idle = false;
                 }
+                _ => {}
             }
-            // The idle timeout runs only while no stream is open.
-            streams.watch(cx.waker());
-            slot.watch(cx.waker());
-            if !goaway_sent {
-                match (streams.open() == 0, armed_idle) {
-                    (true, false) => {
-                        slot.arm_in_request(ctx.deadline(ctx.config.timeouts.idle));
-                        armed_idle = true;
-                    }
-                    (false, true) => {
-                        slot.disarm();
-                        armed_idle = false;
-                    }
-                    _ => {}
-                }
-            }
-            let accepted = conn.poll_accept(cx).map(|next| match next {
-                Some(Ok((request, respond))) => Next::Stream(request, respond),
-                Some(Err(err)) => Next::Failed(err.to_string()),
-                None => Next::Closed,
-            });
-            // Everything this poll produced, in one write.
-            if let Poll::Ready(Err(err)) = out.poll_drain(cx) {
-                return Poll::Ready(Next::Failed(err.to_string()));
-            }
-            accepted
-        })
-        .await;
-        match next {
-            Next::Stream(request, respond) => {
-                let stream = StreamTask {
-                    peer,
-                    tls,
-                    ctx: ctx.clone(),
-                    app: app.clone(),
-                    permits: permits.clone(),
-                    _open: streams.opened(),
-                };
-                monoio::spawn(stream.run(request, respond));
-            }
-            Next::Failed(err) => {
-                // h2 has already sent the GOAWAY the error calls for.
-                tracing::debug!(%peer, "h2 connection error: {err}");
-                break;
-            }
-            Next::Closed => break,
         }
+        // Everything this poll produced, in one write.
+        if let Poll::Ready(Err(err)) = out.poll_drain(cx) {
+            return Poll::Ready(End::Failed(err.to_string()));
+        }
+        end
+    })
+    .await;
+    if let End::Failed(err) = end {
+        // h2 has already sent the GOAWAY the error calls for.
+        tracing::debug!(%peer, "h2 connection error: {err}");
     }
     slot.disarm();
 }
 
-/// What one turn of the connection loop came back with. A short-lived value on the stack, so the
-/// size of the stream variant costs nothing worth a box per stream.
-#[allow(clippy::large_enum_variant)]
-enum Next {
-    Stream(http::Request<RecvStream>, SendResponse<Bytes>),
+/// Streams started in one poll of the connection at most, before it yields to the shard's other
+/// connections: a client that keeps requests coming as fast as they are answered would
+/// otherwise keep this poll going.
+const STREAMS_PER_POLL: usize = 128;
+
+/// How the connection loop ended.
+enum End {
     Failed(String),
     Closed,
 }
 
-/// One request stream: from the request's head to the last byte of the response.
-struct StreamTask<S> {
+/// What every stream of one connection shares.
+struct Streams<S> {
     peer: SocketAddr,
     tls: bool,
     ctx: Rc<ShardCtx>,
     app: Rc<S>,
     permits: Rc<SendPermits>,
-    _open: StreamOpen,
+    count: Rc<StreamCount>,
+    /// A [`ForwardWaker`] no future kept, for the next stream.
+    spare_waker: Cell<Option<Arc<ForwardWaker>>>,
 }
 
-impl<S: Service> StreamTask<S> {
-    async fn run(self, request: http::Request<RecvStream>, mut respond: SendResponse<Bytes>) {
-        let (parts, body) = request.into_parts();
+impl<S: Service> Streams<S> {
+    /// Starts one stream, from the connection task. A request without a body whose service
+    /// answers on its first poll (`/plaintext`, a cached small file, most errors) is answered
+    /// here and then: no task, no waker, nothing moved to the heap but the service's own future.
+    /// Measured on h2c `/plaintext` (h2load -c16 -m100): A/B figures in bench/RESULTS.md. The
+    /// rest (a body to read, a service that waits, a large or file body to send within flow
+    /// control) continues in a task of its own, so it holds up no other stream.
+    fn start(&self, incoming: http::Request<RecvStream>, mut respond: SendResponse<Bytes>) {
+        let (parts, body) = incoming.into_parts();
+        if !body.is_end_stream() {
+            monoio::spawn(self.task().run(parts, body, respond));
+            return;
+        }
+        drop(body);
         let head_request = parts.method == Method::HEAD;
         let head = match request_head(parts, &self.ctx.config.limits) {
             Ok(head) => head,
             Err(status) => return send_error(&mut respond, status, &self.ctx),
         };
-        let body = match read_body(body, &head.headers, &self.ctx).await {
+        // h2 resets an END_STREAM request with a non-zero length, except a HEAD request's.
+        if declared_too_large(&head.headers, self.ctx.config.limits.max_body) {
+            return send_error(&mut respond, StatusCode::PAYLOAD_TOO_LARGE, &self.ctx);
+        }
+        let req = request(head, Bytes::new(), self.peer, self.tls, &self.ctx);
+        // Boxed before the first poll: if it is not ready, it moves into a task as a pointer.
+        let app = self.app.clone();
+        let tls = self.tls;
+        let mut call = Box::pin(async move {
+            let mut res = app.call(req).await;
+            app.default_fields(tls).fill(res.headers_mut());
+            res
+        });
+        let forward = self.spare_waker.take().unwrap_or_default();
+        let waker = Waker::from(forward.clone());
+        let polled = call.as_mut().poll(&mut Context::from_waker(&waker));
+        drop(waker);
+        match polled {
+            Poll::Ready(res) => {
+                // Nothing kept the waker: the next stream may use it.
+                if Arc::strong_count(&forward) == 1 {
+                    self.spare_waker.set(Some(forward));
+                }
+                if let Ok(Some((send, body))) =
+                    send_head(res, head_request, &mut respond, &self.ctx)
+                {
+                    let reply = self.reply();
+                    monoio::spawn(async move { reply.send_body(send, body).await });
+                }
+            }
+            Poll::Pending => {
+                let reply = self.reply();
+                monoio::spawn(async move {
+                    let res = poll_fn(|cx| {
+                        forward.follow(cx.waker());
+                        call.as_mut().poll(cx)
+                    })
+                    .await;
+                    reply.finish(res, head_request, respond).await
+                });
+            }
+        }
+    }
+
+    fn reply(&self) -> Reply {
+        Reply {
+            ctx: self.ctx.clone(),
+            permits: self.permits.clone(),
+            _open: self.count.opened(),
+        }
+    }
+
+    fn task(&self) -> StreamTask<S> {
+        StreamTask {
+            peer: self.peer,
+            tls: self.tls,
+            app: self.app.clone(),
+            reply: self.reply(),
+        }
+    }
+}
+
+fn request(head: RequestHead, body: Bytes, peer: SocketAddr, tls: bool, ctx: &ShardCtx) -> Request {
+    Request::new(RequestParts {
+        head,
+        body,
+        peer,
+        shard: ctx.shard_id,
+        tls,
+        request_id: None,
+        extensions: http::Extensions::new(),
+    })
+}
+
+/// The waker a stream's service future is first polled with, in the connection task. A future
+/// should keep the waker of its latest poll, but monoio's timers keep the first one they are
+/// given; so if the future is not ready, the task it continues in points this waker at its own
+/// on every poll, and a wake reaches that task whichever waker the future kept. (Polled with the
+/// connection task's waker instead, a handler sleeping on a monoio timer would wake only the
+/// connection, and its own task, referenced by no waker, would be freed mid-request: tested in
+/// tests/h2_streams.rs.)
+#[derive(Default)]
+struct ForwardWaker(Mutex<Option<Waker>>);
+
+impl ForwardWaker {
+    fn follow(&self, waker: &Waker) {
+        let mut target = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !target.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *target = Some(waker.clone());
+        }
+    }
+}
+
+impl Wake for ForwardWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(target) = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            target.wake_by_ref();
+        }
+    }
+}
+
+/// A stream's response, once it continues in a task of its own: holds the stream open for the
+/// connection's idle timeout.
+struct Reply {
+    ctx: Rc<ShardCtx>,
+    permits: Rc<SendPermits>,
+    _open: StreamOpen,
+}
+
+impl Reply {
+    async fn finish(self, res: Response, head_request: bool, mut respond: SendResponse<Bytes>) {
+        if let Ok(Some((send, body))) = send_head(res, head_request, &mut respond, &self.ctx) {
+            self.send_body(send, body).await;
+        }
+    }
+
+    /// A body that may have to wait for flow control: a large one takes a send turn.
+    async fn send_body(self, mut send: SendStream<Bytes>, body: Body) {
+        let _ = match body {
+            Body::Empty => Ok(()),
+            Body::Full(bytes) => {
+                let _permit = self.permits.acquire().await;
+                send_bytes(&mut send, bytes, true).await
+            }
+            Body::Chunks(chunks) => {
+                let _permit = self.permits.acquire().await;
+                send_chunks(&mut send, chunks).await
+            }
+        };
+    }
+}
+
+/// A stream whose request has a body: read it, then on as any other.
+struct StreamTask<S> {
+    peer: SocketAddr,
+    tls: bool,
+    app: Rc<S>,
+    reply: Reply,
+}
+
+impl<S: Service> StreamTask<S> {
+    async fn run(
+        self,
+        parts: http::request::Parts,
+        body: RecvStream,
+        mut respond: SendResponse<Bytes>,
+    ) {
+        let ctx = &self.reply.ctx;
+        let head_request = parts.method == Method::HEAD;
+        let head = match request_head(parts, &ctx.config.limits) {
+            Ok(head) => head,
+            Err(status) => return send_error(&mut respond, status, ctx),
+        };
+        let body = match read_body(body, &head.headers, ctx).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
-                return send_error(&mut respond, StatusCode::PAYLOAD_TOO_LARGE, &self.ctx)
+                return send_error(&mut respond, StatusCode::PAYLOAD_TOO_LARGE, ctx)
             }
             Err(BodyError::Timeout) => {
-                return send_error(&mut respond, StatusCode::REQUEST_TIMEOUT, &self.ctx)
+                return send_error(&mut respond, StatusCode::REQUEST_TIMEOUT, ctx)
             }
             Err(BodyError::Stream) => return,
         };
-        let req = Request::new(RequestParts {
-            head,
-            body,
-            peer: self.peer,
-            shard: self.ctx.shard_id,
-            tls: self.tls,
-            request_id: None,
-            extensions: http::Extensions::new(),
-        });
+        let req = request(head, body, self.peer, self.tls, ctx);
         let mut res = self.app.call(req).await;
         self.app.default_fields(self.tls).fill(res.headers_mut());
-        let _ = send_response(res, head_request, respond, &self.ctx, &self.permits).await;
+        self.reply.finish(res, head_request, respond).await;
     }
 }
 
@@ -292,11 +471,7 @@ async fn read_body(
     ctx: &ShardCtx,
 ) -> Result<Bytes, BodyError> {
     let max = ctx.config.limits.max_body;
-    let declared = headers
-        .get("content-length")
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max) {
+    if declared_too_large(headers, max) {
         return Err(BodyError::TooLarge);
     }
     if body.is_end_stream() {
@@ -318,6 +493,15 @@ async fn read_body(
         joined.push(data);
     }
     Ok(joined.finish())
+}
+
+/// Whether the request's Content-Length is over the body limit.
+fn declared_too_large(headers: &Headers, max: u64) -> bool {
+    headers
+        .get("content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > max)
 }
 
 /// A short plain-text error response on this stream.
@@ -344,21 +528,21 @@ fn add_server_fields(headers: &mut HeaderMap, ctx: &ShardCtx) {
     headers.insert(header::DATE, ctx.date().header_value().clone());
 }
 
-/// Writes the response: the head, then the body within the peer's flow-control windows.
-async fn send_response(
+/// Sends the response's head, and its body too when that can be handed to h2 at once: none, or
+/// bytes within h2's send buffer (h2 holds them and sends them as the peer's windows open, so
+/// nothing has to wait here). Otherwise returns the stream and the body for [`Reply::send_body`].
+fn send_head(
     res: Response,
     head_request: bool,
-    mut respond: SendResponse<Bytes>,
+    respond: &mut SendResponse<Bytes>,
     ctx: &ShardCtx,
-    permits: &SendPermits,
-) -> Result<(), h2::Error> {
+) -> Result<Option<(SendStream<Bytes>, Body)>, h2::Error> {
     let (parts, body) = res.into_parts();
     let status = parts.status;
     let mut head = http::Response::new(());
     *head.status_mut() = status;
     *head.headers_mut() = parts.headers;
     let headers = head.headers_mut();
-    // RFC 9113 §8.2.2: connection-specific fields must not appear in HTTP/2.
     for name in [
         header::CONNECTION,
         header::TRANSFER_ENCODING,
@@ -379,31 +563,28 @@ async fn send_response(
     let send_body = has_body && !head_request && !body.is_empty();
     let mut send = respond.send_response(head, !send_body)?;
     if !send_body {
-        return Ok(());
+        return Ok(None);
     }
     match body {
-        Body::Empty => Ok(()),
         Body::Full(bytes) if bytes.len() <= ctx.config.h2.max_send_buffer => {
-            send_bytes(&mut send, bytes, true).await
+            send.send_data(bytes, true)?;
+            Ok(None)
         }
-        Body::Full(bytes) => {
-            let _permit = permits.acquire().await;
-            send_bytes(&mut send, bytes, true).await
-        }
-        Body::Chunks(chunks) => {
-            let _permit = permits.acquire().await;
-            let last = chunks.len().saturating_sub(1);
-            for (i, chunk) in chunks.into_iter().enumerate() {
-                match chunk {
-                    Chunk::Bytes(bytes) => send_bytes(&mut send, bytes, i == last).await?,
-                    Chunk::File { file, offset, len } => {
-                        send_file(&mut send, &file, offset, len, i == last).await?
-                    }
-                }
+        body => Ok(Some((send, body))),
+    }
+}
+
+async fn send_chunks(send: &mut SendStream<Bytes>, chunks: Vec<Chunk>) -> Result<(), h2::Error> {
+    let last = chunks.len().saturating_sub(1);
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        match chunk {
+            Chunk::Bytes(bytes) => send_bytes(send, bytes, i == last).await?,
+            Chunk::File { file, offset, len } => {
+                send_file(send, &file, offset, len, i == last).await?
             }
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// Waits until the stream may send at least one byte (flow control and h2's send buffer), and
