@@ -232,13 +232,17 @@ impl Headers {
     /// Fields received in another framing (HTTP/2's HPACK, already checked by the `http` crate's
     /// types against the same rules), copied into one section so the rest of the server sees one
     /// request type. `host` first, when given (HTTP/2's `:authority`, RFC 9113 §8.3.1).
-    /// `None` if the fields are too large to index (over 4 GiB).
+    /// `storage` is a recycled list whose field storage is reused (see `header_pool`), and
+    /// `section_len` the section's size as field lines ("name: value\r\n" each), so that the
+    /// section is allocated once. `None` if the fields are too large to index (over 4 GiB).
     pub fn from_fields<'a>(
+        mut storage: Headers,
+        section_len: usize,
         host: Option<&[u8]>,
         fields: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>,
     ) -> Option<Headers> {
-        let mut section = Vec::new();
-        let mut ranges = Vec::with_capacity(fields.size_hint().0 + usize::from(host.is_some()));
+        let mut ranges = storage.take_fields();
+        let mut section = Vec::with_capacity(section_len);
         let mut push = |name: &[u8], value: &[u8]| {
             let name_start = section.len();
             section.extend_from_slice(name);
@@ -249,16 +253,16 @@ impl Headers {
             ranges.push(Field::new(
                 name_start..name_start + name.len(),
                 value_start..value_start + value.len(),
-            ));
+            )?);
+            Some(())
         };
         if let Some(host) = host {
-            push(b"host", host);
+            push(b"host", host)?;
         }
         for (name, value) in fields {
-            push(name.as_str().as_bytes(), value.as_bytes());
+            push(name.as_str().as_bytes(), value.as_bytes())?;
         }
-        let fields = ranges.into_iter().collect::<Option<Vec<Field>>>()?;
-        Some(Headers::new(Bytes::from(section), fields))
+        Some(Headers::new(Bytes::from(section), ranges))
     }
 
     /// The fields as an `http::HeaderMap` (names lowercased, values zero-copy slices of the
@@ -409,6 +413,26 @@ mod tests {
         let xa: Vec<_> = map.get_all("x-a").iter().collect();
         assert_eq!(xa, ["1", "2"]);
         assert_eq!(map["y"].as_bytes(), b"caf\xe9");
+    }
+
+    #[test]
+    fn fields_from_another_framing_become_one_section_in_recycled_storage() {
+        let mut map = http::HeaderMap::new();
+        map.insert("user-agent", HeaderValue::from_static("h2load"));
+        map.append("accept", HeaderValue::from_static("a"));
+        map.append("accept", HeaderValue::from_static("b"));
+        let storage = Headers::with_capacity(8).recycle();
+        let expected = b"host: example.com\r\nuser-agent: h2load\r\naccept: a\r\naccept: b\r\n";
+        let h = Headers::from_fields(storage, expected.len(), Some(b"example.com"), map.iter())
+            .unwrap();
+        assert_eq!(&h.section[..], &expected[..]);
+        assert_eq!(h.capacity(), 8, "the recycled field storage is reused");
+        assert_eq!(h.get("host"), Some(&b"example.com"[..]));
+        assert_eq!(h.get_all("accept").collect::<Vec<_>>(), [&b"a"[..], b"b"]);
+        // A wrong size hint costs only a reallocation.
+        let small = Headers::from_fields(Headers::default(), 1, None, map.iter()).unwrap();
+        assert_eq!(small.len(), 3);
+        assert_eq!(small.get("user-agent"), Some(&b"h2load"[..]));
     }
 
     #[test]

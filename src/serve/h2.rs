@@ -441,8 +441,9 @@ fn request_head(parts: http::request::Parts, limits: &Limits) -> Result<RequestH
     if fields > limits.max_headers || field_bytes > limits.max_header_bytes {
         return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     }
-    let headers =
-        Headers::from_fields(host, parts.headers.iter()).ok_or(StatusCode::BAD_REQUEST)?;
+    let storage = crate::header_pool::take_request_headers();
+    let headers = Headers::from_fields(storage, field_bytes, host, parts.headers.iter())
+        .ok_or(StatusCode::BAD_REQUEST)?;
     Ok(RequestHead {
         method: parts.method,
         target,
@@ -523,6 +524,14 @@ fn send_error(respond: &mut SendResponse<Bytes>, status: StatusCode, ctx: &Shard
     }
 }
 
+fn connection_specific(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
 fn add_server_fields(headers: &mut HeaderMap, ctx: &ShardCtx) {
     headers.insert(header::SERVER, HeaderValue::from_static("percore"));
     headers.insert(header::DATE, ctx.date().header_value().clone());
@@ -539,18 +548,21 @@ fn send_head(
 ) -> Result<Option<(SendStream<Bytes>, Body)>, h2::Error> {
     let (parts, body) = res.into_parts();
     let status = parts.status;
-    let mut head = http::Response::new(());
-    *head.status_mut() = status;
-    *head.headers_mut() = parts.headers;
+    let mut head = http::Response::from_parts(parts, ());
     let headers = head.headers_mut();
-    for name in [
-        header::CONNECTION,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-    ] {
-        headers.remove(&name);
+    // RFC 9113 §8.2.2: connection-specific fields must not appear in HTTP/2 (h2 refuses to send
+    // them). Rare in a response, so looked for in one pass over the names rather than removed
+    // one hash lookup at a time.
+    if headers.keys().any(connection_specific) {
+        for name in [
+            header::CONNECTION,
+            header::TRANSFER_ENCODING,
+            header::UPGRADE,
+            HeaderName::from_static("keep-alive"),
+            HeaderName::from_static("proxy-connection"),
+        ] {
+            headers.remove(&name);
+        }
     }
     add_server_fields(headers, ctx);
     let has_body = body_allowed(status, false);
