@@ -449,6 +449,7 @@ async fn serve_tls<A: Service>(
         None => return,
     };
     if tls.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
+        let tls = transport::SplitWrites(tls);
         Box::pin(h2::serve_h2(tls, peer, true, ctx, app)).await;
     } else {
         let options = H1Options {

@@ -9,16 +9,16 @@
 //! through this process.
 
 use std::future::{poll_fn, Future};
-use std::io;
-use std::pin::pin;
-use std::task::Poll;
+use std::io::{self, IoSlice};
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent};
 use monoio::net::tcp::stream_poll::TcpStreamPoll;
 use monoio::net::TcpStream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::registry::ConnSlot;
 
@@ -98,5 +98,152 @@ impl Transport for TlsStream {
 
     fn plain_socket(&self) -> Option<&TcpStream> {
         None
+    }
+}
+
+/// Plaintext handed to rustls in pieces of at most this many bytes: rustls copies each piece
+/// into its record with one `memcpy`, and glibc (2.36) copies more than 2,112 bytes with
+/// `rep movsb` on CPUs with "fast short rep mov", which on this machine's AMD EPYC (Zen 4) runs at
+/// 2.5–3.3 GB/s instead of 50–90 when the destination lies a few bytes past the source modulo
+/// 4 KiB, as a record's payload (5 bytes into its buffer) does against a page-aligned batch. At
+/// 2 KiB per copy glibc uses vector loads and stores at any alignment (measured 54 GB/s).
+const RECORD_COPY_PIECE: usize = 2 * 1024;
+
+/// Pieces per write: a 64 KiB write batch in one call.
+const RECORD_COPY_PIECES: usize = 32;
+
+/// A TLS stream whose writes reach rustls as vectored writes of [`RECORD_COPY_PIECE`]-byte
+/// slices (rustls fills a record from several slices, so records stay full size).
+pub(crate) struct SplitWrites<T>(pub(crate) T);
+
+/// Writes `data` to `io` as slices of at most [`RECORD_COPY_PIECE`] bytes, in one vectored write.
+pub(crate) fn poll_write_split<T: AsyncWrite + Unpin>(
+    io: &mut T,
+    cx: &mut Context<'_>,
+    data: &[u8],
+) -> Poll<io::Result<usize>> {
+    if data.len() <= RECORD_COPY_PIECE {
+        return Pin::new(io).poll_write(cx, data);
+    }
+    let mut slices = [IoSlice::new(&[]); RECORD_COPY_PIECES];
+    let mut n = 0;
+    for (slot, piece) in slices.iter_mut().zip(data.chunks(RECORD_COPY_PIECE)) {
+        *slot = IoSlice::new(piece);
+        n += 1;
+    }
+    Pin::new(io).poll_write_vectored(cx, &slices[..n])
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for SplitWrites<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for SplitWrites<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        poll_write_split(&mut self.0, cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    /// Takes at most `limit` bytes per call and records the slices it was given.
+    struct Recorder {
+        calls: Vec<Vec<usize>>,
+        bytes: Vec<u8>,
+        limit: usize,
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[IoSlice::new(data)])
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            slices: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.calls.push(slices.iter().map(|s| s.len()).collect());
+            let mut taken = 0;
+            for slice in slices {
+                let n = slice.len().min(self.limit - taken);
+                self.bytes.extend_from_slice(&slice[..n]);
+                taken += n;
+            }
+            Poll::Ready(Ok(taken))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_large_write_reaches_the_stream_as_one_vectored_write_of_small_pieces() {
+        let data: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
+        let mut io = SplitWrites(Recorder {
+            calls: Vec::new(),
+            bytes: Vec::new(),
+            limit: usize::MAX,
+        });
+        let mut cx = Context::from_waker(Waker::noop());
+        let written = Pin::new(&mut io).poll_write(&mut cx, &data);
+        assert!(matches!(written, Poll::Ready(Ok(40_000))));
+        assert_eq!(io.0.calls.len(), 1);
+        assert!(io.0.calls[0].iter().all(|&n| n <= RECORD_COPY_PIECE));
+        assert_eq!(io.0.calls[0].len(), 40_000usize.div_ceil(RECORD_COPY_PIECE));
+        assert_eq!(io.0.bytes, data);
+    }
+
+    #[test]
+    fn a_write_past_the_pieces_of_one_call_is_taken_in_part() {
+        let data = vec![7u8; RECORD_COPY_PIECE * RECORD_COPY_PIECES + 100];
+        let mut rec = Recorder {
+            calls: Vec::new(),
+            bytes: Vec::new(),
+            limit: usize::MAX,
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let written = poll_write_split(&mut rec, &mut cx, &data);
+        assert!(
+            matches!(written, Poll::Ready(Ok(n)) if n == RECORD_COPY_PIECE * RECORD_COPY_PIECES)
+        );
+        // And a stream that takes less reports less, as a short write.
+        rec.limit = 3000;
+        let written = poll_write_split(&mut rec, &mut cx, &data[..5000]);
+        assert!(matches!(written, Poll::Ready(Ok(3000))));
+        // Small writes pass as they are.
+        let written = poll_write_split(&mut rec, &mut cx, &data[..10]);
+        assert!(matches!(written, Poll::Ready(Ok(10))));
+        assert_eq!(rec.calls.last().unwrap(), &[10]);
     }
 }
