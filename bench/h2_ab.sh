@@ -12,6 +12,7 @@
 #   h2s  a 4 KiB file over TLS, h2load -c16 -m100
 #   h2c  /plaintext over cleartext h2 (prior knowledge), h2load -c16 -m100
 #   h2m  a 1 MiB file over TLS, h2load -c1 -m1
+#   h1s  a 4 KiB file over HTTPS/1.1, wrk -t1 -c64 (the TLS transport without HTTP/2)
 # CPU µs/req = the server's utime+stime (from /proc/PID/stat) over the requests h2load completed.
 # Loopback only, bounded runs; only the two servers started here are stopped, by PID.
 set -euo pipefail
@@ -48,10 +49,16 @@ url() {
     h2s) echo "https://127.0.0.1:${TLS[$2]}/small.bin" ;;
     h2m) echo "https://127.0.0.1:${TLS[$2]}/medium.bin" ;;
     h2c) echo "http://127.0.0.1:${PLAIN[$2]}/plaintext" ;;
+    h1s) echo "https://127.0.0.1:${TLS[$2]}/small.bin" ;;
   esac
 }
 load() {   # CASE URL SECONDS -> "requests failed"
   local conc=(-c16 -m100) out
+  if [[ $1 == h1s ]]; then
+    out=$(taskset -c "$CLIENT_CPU" timeout $(($3 + 20)) wrk -t1 -c64 -d"$3"s "$2" 2>&1)
+    awk '/requests in/ {n=$1} /Non-2xx/ {bad=$NF} END {print n, bad+0}' <<<"$out"
+    return
+  fi
   [[ $1 == h2m ]] && conc=(-c1 -m1)
   out=$(taskset -c "$CLIENT_CPU" timeout $(($3 + 20)) h2load "${conc[@]}" -D "$3" "$2" 2>&1)
   awk '/succeeded,/ {print $8, $10+$12}' <<<"$out"
