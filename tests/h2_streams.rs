@@ -47,6 +47,14 @@ fn app(_: &percore::ShardHandle) -> App<()> {
         .get("/big", |_req: Request, _cx: Ctx<()>| async {
             body_of(BIG, 3)
         })
+        // Waits for another shard's answer: woken from another thread.
+        .get("/other-shard", |_req: Request, cx: Ctx<()>| async move {
+            let other = (cx.shard_id() + 1) % cx.shard().count();
+            match cx.shard().call(other, |_: &()| 7u32).await {
+                Ok(n) => format!("shard answer {n}"),
+                Err(err) => format!("mesh error: {err}"),
+            }
+        })
         .get("/hop-by-hop", |_req: Request, _cx: Ctx<()>| async {
             let mut headers = HeaderMap::new();
             for (name, value) in [
@@ -146,6 +154,26 @@ fn answers_at_once_and_after_waiting_share_a_connection() {
         assert_eq!(parts.status, StatusCode::OK);
         assert_eq!(body, b"later");
         assert!(started.elapsed() >= Duration::from_secs(1));
+    });
+}
+
+#[test]
+fn a_handler_woken_from_another_shard_answers() {
+    let server = AppServer::start(2, app);
+    run(Duration::from_secs(30), async {
+        let send = connect(server.addr, h2::client::Builder::new()).await;
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let send = send.clone();
+            tasks.push(tokio::spawn(
+                async move { fetch(&send, "/other-shard").await },
+            ));
+        }
+        for task in tasks {
+            let (parts, body) = task.await.unwrap();
+            assert_eq!(parts.status, StatusCode::OK);
+            assert_eq!(body, b"shard answer 7");
+        }
     });
 }
 

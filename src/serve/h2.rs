@@ -201,7 +201,8 @@ struct Streams<S> {
 impl<S: Service> Streams<S> {
     /// Starts one stream, from the connection task. A request without a body whose service
     /// answers on its first poll (`/plaintext`, a cached small file, most errors) is answered
-    /// here and then: no task, no waker, nothing moved to the heap but the service's own future.
+    /// here and then: no task, no new waker, nothing moved to the heap but the service's own
+    /// future.
     /// Measured on h2c `/plaintext` (h2load -c16 -m100): A/B figures in bench/RESULTS.md. The
     /// rest (a body to read, a service that waits, a large or file body to send within flow
     /// control) continues in a task of its own, so it holds up no other stream.
