@@ -130,9 +130,13 @@ impl Headers {
         Headers { section, fields }
     }
 
-    /// The field storage, emptied, for the parser to fill (the head bytes are let go).
+    /// The field storage, emptied, for the parser to fill (the head bytes, if any, are let go).
     pub(crate) fn take_fields(&mut self) -> Vec<Field> {
-        self.section = Bytes::new();
+        // A recycled list (the parser's usual `spare`) already holds the empty static section;
+        // replacing it would still drop it through its vtable, a call per request.
+        if !self.section.is_empty() {
+            self.section = Bytes::new();
+        }
         let mut fields = std::mem::take(&mut self.fields);
         fields.clear();
         fields
@@ -148,8 +152,15 @@ impl Headers {
 
     /// Empty this list and return it with its storage, for the next request: the head bytes are
     /// released, the capacity of the field list is kept.
-    pub fn recycle(mut self) -> Headers {
-        let fields = self.take_fields();
+    pub fn recycle(self) -> Headers {
+        // Taken apart rather than emptied in place, so that only the head's bytes are dropped
+        // and not also the empty section left behind.
+        let Headers {
+            section,
+            mut fields,
+        } = self;
+        drop(section);
+        fields.clear();
         Headers {
             section: Bytes::new(),
             fields,
