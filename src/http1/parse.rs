@@ -101,6 +101,12 @@ struct Scan {
     scanned: usize,
     /// The first CTL (other than LF) or DEL in the line not yet complete, if one was seen.
     first_ctl: Option<usize>,
+    tally: Tally,
+}
+
+/// What the field lines of the current head have added up to so far.
+#[derive(Debug, Default)]
+struct Tally {
     /// Field lines seen so far (for `Limits::max_headers`).
     field_lines: usize,
     /// Host field lines seen so far.
@@ -172,6 +178,27 @@ impl HeadParser {
         if self.fields.is_empty() && spare.capacity() > self.fields.capacity() {
             spare.swap_fields(&mut self.fields);
         }
+        if self.scan.start.is_none() {
+            let result = self.parse_whole(buf, spare);
+            // `Partial` from `parse_whole` means "not taken" (it never sees a head incomplete
+            // in any other sense); returning its result as is keeps the head where
+            // `parse_whole` built it (an `Option` around it cost a ~190-byte copy, measured).
+            if !matches!(result, Ok(Status::Partial)) {
+                return result;
+            }
+        }
+        self.parse_general(buf, spare)
+    }
+
+    /// Every head `parse_whole` does not take: one split over reads, or with lines of another
+    /// shape. Not inlined, so that the usual path's code stays small enough for LLVM to keep its
+    /// state in registers (inlined, the usual path cost ~30 instructions more, measured).
+    #[inline(never)]
+    fn parse_general(
+        &mut self,
+        buf: &mut BytesMut,
+        spare: &mut Headers,
+    ) -> Result<Status<RequestHead>, ParseError> {
         let Some(end) = self.scan_lines(buf)? else {
             return Ok(Status::Partial);
         };
@@ -185,9 +212,63 @@ impl HeadParser {
         std::mem::swap(&mut fields, &mut self.fields);
         // The scan state is read in place, not moved: moving it (and the head's parts) through
         // the stack cost more than the parsing did for a small head (measured).
-        let result = build_head(head, line, fields, &self.scan, self.limits.max_body);
+        let result = build_head(head, line, fields, &self.scan.tally, self.limits.max_body);
         self.scan = Scan::default();
         result
+    }
+
+    /// The usual case, taken in one pass with the parser's progress in locals: a head that is
+    /// whole in the buffer at the first look, with a request line and field lines of the usual
+    /// shape (`usual_request_line`, `usual_field_line`). `Partial` at the first thing that is
+    /// not (no request line of the usual shape, a line of another shape, a line not complete
+    /// yet), with the progress so far handed to the general path in `self.scan`, which goes on
+    /// from there without rescanning. Called only on a fresh scan state.
+    ///
+    /// Kept apart from `scan_lines` because there the request line and counters live in
+    /// `self.scan`: storing the ~90-byte request line there, reading it back and resetting the
+    /// state cost more than the request line's parsing did (measured).
+    #[inline(always)]
+    fn parse_whole(
+        &mut self,
+        buf: &mut BytesMut,
+        spare: &mut Headers,
+    ) -> Result<Status<RequestHead>, ParseError> {
+        let limits = self.limits;
+        // A head that starts with empty lines goes the general way too.
+        let Some(line) = usual_request_line(buf, 0, limits.max_request_line) else {
+            return Ok(Status::Partial);
+        };
+        let mut tally = Tally::default();
+        let mut line_start = line.end + 1;
+        loop {
+            match usual_line(
+                buf,
+                line_start,
+                line.end,
+                limits,
+                &mut tally,
+                &mut self.fields,
+            ) {
+                Ok(UsualLine::Field(next)) => line_start = next,
+                Ok(UsualLine::End(end)) => {
+                    let head = buf.split_to(end).freeze();
+                    let mut fields = spare.take_fields();
+                    std::mem::swap(&mut fields, &mut self.fields);
+                    return build_head(head, line, fields, &tally, limits.max_body);
+                }
+                Ok(UsualLine::Other) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        self.scan = Scan {
+            start: Some(0),
+            request_line: Some(line),
+            line_start,
+            scanned: line_start,
+            first_ctl: None,
+            tally,
+        };
+        Ok(Status::Partial)
     }
 
     /// Check the lines completed since the last call; `Some(head length)` once the empty line
@@ -226,33 +307,16 @@ impl HeadParser {
             if let Some(request_line) = &self.scan.request_line {
                 let line_start = self.scan.line_start;
                 if self.scan.scanned == line_start {
-                    // The empty line that ends the head, with the one check the general path
-                    // makes of it (RFC 6585 §5, as below).
-                    if let Some(b"\r\n") = buf.get(line_start..).and_then(<[u8]>::first_chunk) {
-                        let lf = line_start + 1;
-                        if lf - request_line.end > limits.max_header_bytes {
-                            return Err(ParseError::HeadersTooLarge);
+                    let tally = &mut self.scan.tally;
+                    let end = request_line.end;
+                    match usual_line(buf, line_start, end, limits, tally, &mut self.fields)? {
+                        UsualLine::Field(next) => {
+                            self.scan.scanned = next;
+                            self.scan.line_start = next;
+                            continue;
                         }
-                        return Ok(Some(lf + 1));
-                    }
-                    if let Some(line) = usual_field_line(buf, line_start) {
-                        // RFC 6585 §5, as below.
-                        if line.lf - request_line.end > limits.max_header_bytes {
-                            return Err(ParseError::HeadersTooLarge);
-                        }
-                        if self.scan.field_lines >= limits.max_headers {
-                            return Err(ParseError::TooManyHeaders);
-                        }
-                        self.scan.field_lines += 1;
-                        self.scan.scanned = line.lf + 1;
-                        self.scan.line_start = line.lf + 1;
-                        if self.scan.field_error.is_none() {
-                            let name = line_start..line.name_end;
-                            if let Err(e) = self.record_field(buf, name, line.value, true) {
-                                self.scan.field_error = Some(e);
-                            }
-                        }
-                        continue;
+                        UsualLine::End(end) => return Ok(Some(end)),
+                        UsualLine::Other => {}
                     }
                 }
             }
@@ -296,16 +360,19 @@ impl HeadParser {
                     if line.is_empty() {
                         return Ok(Some(lf + 1));
                     }
-                    if self.scan.field_lines >= limits.max_headers {
+                    let tally = &mut self.scan.tally;
+                    if tally.field_lines >= limits.max_headers {
                         return Err(ParseError::TooManyHeaders);
                     }
-                    self.scan.field_lines += 1;
+                    tally.field_lines += 1;
                     let (name_len, value) = split_field_line(line)?;
-                    if self.scan.field_error.is_none() {
+                    if tally.field_error.is_none() {
                         let name = line_start..line_start + name_len;
                         let value = line_start + value.start..line_start + value.end;
-                        if let Err(e) = self.record_field(buf, name, value, clean) {
-                            self.scan.field_error = Some(e);
+                        if let Err(e) =
+                            record_field(tally, &mut self.fields, buf, name, value, clean)
+                        {
+                            tally.field_error = Some(e);
                         }
                     }
                 }
@@ -328,53 +395,53 @@ impl HeadParser {
         }
         Ok(None)
     }
+}
 
-    /// Check one field line's name length and value and note what it means for framing (the
-    /// checks `build_head` would otherwise make in a second pass), then store its ranges.
-    /// `clean`: the line holds no CTL but its final CR and no DEL (see `find_line_end`).
-    #[inline(always)]
-    fn record_field(
-        &mut self,
-        buf: &[u8],
-        name: Range<usize>,
-        value: Range<usize>,
-        clean: bool,
-    ) -> Result<(), ParseError> {
-        let kind = FieldKind::of(buf.get(name.clone()).unwrap_or_default());
-        // The name was checked to be a token by `split_field_line`; only its length is left to
-        // check (`Field` refuses names over 65535 bytes, as `http::HeaderName` does).
-        let field = Field::new(name, value.clone()).ok_or(ParseError::BadHeaderName)?;
-        let value_start = value.start;
-        let value = buf.get(value).unwrap_or_default();
-        // A clean line holds only bytes RFC 9110 §5.5 allows.
-        if !clean {
-            check_field_value(value)?;
-        }
-        match kind {
-            FieldKind::Other => {}
-            FieldKind::Host => {
-                // RFC 9112 §3.2: more than one Host field line → 400.
-                self.scan.hosts += 1;
-                if self.scan.hosts > 1 {
-                    return Err(ParseError::DuplicateHost);
-                }
-                // RFC 9112 §3.2: an invalid Host field value → 400. A host name of letters,
-                // digits, "-" and "." up to 16 bytes long (nearly all) passes with one block test
-                // of the buffer from the value on, its bits past the value ignored; any other value
-                // (a port, an IP literal, a long or unusual reg-name) is checked byte by byte.
-                let short_hostname = value.len() <= 16
-                    && block_at(buf, value_start).is_some_and(|block| {
-                        hostname_marks(block) & ((1u32 << value.len()) - 1) == 0
-                    });
-                if !short_hostname && !value.iter().all(|&b| HOST_BYTE[usize::from(b)]) {
-                    return Err(ParseError::BadHost);
-                }
-            }
-            _ => self.scan.facts.observe(kind, value)?,
-        }
-        self.fields.push(field);
-        Ok(())
+/// Check one field line's name length and value and note what it means for framing (the
+/// checks `build_head` would otherwise make in a second pass), then store its ranges.
+/// `clean`: the line holds no CTL but its final CR and no DEL (see `find_line_end`).
+#[inline(always)]
+fn record_field(
+    tally: &mut Tally,
+    fields: &mut Vec<Field>,
+    buf: &[u8],
+    name: Range<usize>,
+    value: Range<usize>,
+    clean: bool,
+) -> Result<(), ParseError> {
+    let kind = FieldKind::of(buf.get(name.clone()).unwrap_or_default());
+    // The name was checked to be a token by `split_field_line`; only its length is left to
+    // check (`Field` refuses names over 65535 bytes, as `http::HeaderName` does).
+    let field = Field::new(name, value.clone()).ok_or(ParseError::BadHeaderName)?;
+    let value_start = value.start;
+    let value = buf.get(value).unwrap_or_default();
+    // A clean line holds only bytes RFC 9110 §5.5 allows.
+    if !clean {
+        check_field_value(value)?;
     }
+    match kind {
+        FieldKind::Other => {}
+        FieldKind::Host => {
+            // RFC 9112 §3.2: more than one Host field line → 400.
+            tally.hosts += 1;
+            if tally.hosts > 1 {
+                return Err(ParseError::DuplicateHost);
+            }
+            // RFC 9112 §3.2: an invalid Host field value → 400. A host name of letters,
+            // digits, "-" and "." up to 16 bytes long (nearly all) passes with one block test
+            // of the buffer from the value on, its bits past the value ignored; any other value
+            // (a port, an IP literal, a long or unusual reg-name) is checked byte by byte.
+            let short_hostname = value.len() <= 16
+                && block_at(buf, value_start)
+                    .is_some_and(|block| hostname_marks(block) & ((1u32 << value.len()) - 1) == 0);
+            if !short_hostname && !value.iter().all(|&b| HOST_BYTE[usize::from(b)]) {
+                return Err(ParseError::BadHost);
+            }
+        }
+        _ => tally.facts.observe(kind, value)?,
+    }
+    fields.push(field);
+    Ok(())
 }
 
 /// The offset of the first LF in `buf` at or after `from`, noting in `first_ctl` the first other
@@ -438,6 +505,57 @@ fn usual_field_line(buf: &[u8], start: usize) -> Option<UsualFieldLine> {
         value: value_start..value_end,
         lf: cr + 1,
     })
+}
+
+/// What `usual_line` found at the start of a line.
+enum UsualLine {
+    /// A field line of the usual shape, checked and recorded; the next line starts here.
+    Field(usize),
+    /// The empty line that ends the head; the head is this long.
+    End(usize),
+    /// Anything else, or a line not complete yet: for the general path.
+    Other,
+}
+
+/// The line at `buf[line_start..]`, after a request line that ends with the LF at
+/// `request_line_end`, if it is the empty line that ends the head or a whole field line of the
+/// usual shape (`usual_field_line`), with the checks the general path makes of such a line
+/// (limits, and `record_field`'s).
+#[inline(always)]
+fn usual_line(
+    buf: &[u8],
+    line_start: usize,
+    request_line_end: usize,
+    limits: Limits,
+    tally: &mut Tally,
+    fields: &mut Vec<Field>,
+) -> Result<UsualLine, ParseError> {
+    if let Some(b"\r\n") = buf.get(line_start..).and_then(<[u8]>::first_chunk) {
+        let lf = line_start + 1;
+        // RFC 6585 §5: the field section (incl. the final CRLF) over the limit → 431.
+        if lf - request_line_end > limits.max_header_bytes {
+            return Err(ParseError::HeadersTooLarge);
+        }
+        return Ok(UsualLine::End(lf + 1));
+    }
+    let Some(line) = usual_field_line(buf, line_start) else {
+        return Ok(UsualLine::Other);
+    };
+    // RFC 6585 §5, as above.
+    if line.lf - request_line_end > limits.max_header_bytes {
+        return Err(ParseError::HeadersTooLarge);
+    }
+    if tally.field_lines >= limits.max_headers {
+        return Err(ParseError::TooManyHeaders);
+    }
+    tally.field_lines += 1;
+    if tally.field_error.is_none() {
+        let name = line_start..line.name_end;
+        if let Err(e) = record_field(tally, fields, buf, name, line.value, true) {
+            tally.field_error = Some(e);
+        }
+    }
+    Ok(UsualLine::Field(line.lf + 1))
 }
 
 /// Skip up to `MAX_LEADING_EMPTY_LINES` CRLFs; the offset of the request line, or `None` if the
@@ -579,24 +697,26 @@ fn parse_request_line(
 }
 
 /// Build the `RequestHead` from a complete, frozen head, the fields recorded while scanning and
-/// what the scan learnt from them.
+/// what the scan learnt from them. Inlined into both of its callers: as a call, the ~190-byte
+/// head it builds went through the stack once more (measured).
+#[inline(always)]
 fn build_head(
     head: Bytes,
     line: RequestLine,
     fields: Vec<Field>,
-    scan: &Scan,
+    tally: &Tally,
     max_body: u64,
 ) -> Result<Status<RequestHead>, ParseError> {
     let target = Target::parse_scanned(head.slice(line.target), &line.method, line.target_scan)?;
-    if let Some(e) = scan.field_error {
+    if let Some(e) = tally.field_error {
         return Err(e);
     }
     // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
     // request message that lacks a Host header field". HTTP/1.0 did not require it.
-    if line.version == Version::Http11 && scan.hosts == 0 {
+    if line.version == Version::Http11 && tally.hosts == 0 {
         return Err(ParseError::MissingHost);
     }
-    let decision = scan.facts.finish(line.version, max_body)?;
+    let decision = tally.facts.finish(line.version, max_body)?;
     // Built in the `Status` it is returned in, so that it is not moved again to be wrapped.
     Ok(Status::Complete(RequestHead {
         method: line.method,
