@@ -438,6 +438,7 @@ fn record_field(
                 return Err(ParseError::BadHost);
             }
         }
+        FieldKind::ContentLength => tally.facts.content_length(value)?,
         _ => tally.facts.observe(kind, value)?,
     }
     fields.push(field);
