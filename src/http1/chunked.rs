@@ -304,6 +304,23 @@ impl ChunkedDecoder {
     }
 }
 
+impl Drop for ChunkedDecoder {
+    /// Frees the trailers out of line, so that dropping a `BodyDecoder` (once per request) is a
+    /// few inlined compares rather than a call into drop glue that saves six registers first
+    /// (measured: ~20 instructions per request).
+    #[inline]
+    fn drop(&mut self) {
+        #[cold]
+        #[inline(never)]
+        fn free(trailers: Box<Trailers>) {
+            drop(trailers);
+        }
+        if let Some(trailers) = self.trailers.take() {
+            free(trailers);
+        }
+    }
+}
+
 /// A chunked body's trailer section: the bytes as received, then the fields parsed from them.
 #[derive(Debug, Default)]
 struct Trailers {
