@@ -34,13 +34,18 @@ pub struct Target {
     /// Checked as UTF-8 once at parse (it is ASCII), so the accessors below slice it as `str`
     /// without checking again: they run several times per request (router, logs, redirects).
     raw: ByteString,
-    form: TargetForm,
     // INVARIANT: every span lies within `raw`, which is all ASCII.
     path: Span,
-    query: Option<Span>,
-    authority: Option<Span>,
+    /// Where the query starts, after its `?` (it runs to the end of `raw`); 0 when there is
+    /// none, as a query never starts at 0. Not an `Option<Span>`: the ~70-byte `Target` is built
+    /// and moved once per request, and each optional span added 8 bytes to it.
+    query_start: u32,
+    /// The authority of an absolute-form or authority-form target; `0..0` when there is none
+    /// (both forms refuse an empty one).
+    authority: Span,
     /// The percent-decoded path, present only when the raw path contains `%`.
     decoded: Option<Box<str>>,
+    form: TargetForm,
     encoded_slash: bool,
     encoded_nul: bool,
 }
@@ -243,8 +248,11 @@ impl Target {
             raw,
             form,
             path: Span::within_u32(path),
-            query: query.map(Span::within_u32),
-            authority: authority.map(Span::within_u32),
+            query_start: query.map_or(0, |query| {
+                debug_assert!(query.start > 0 && query.end == len);
+                query.start as u32
+            }),
+            authority: authority.map_or(Span { start: 0, end: 0 }, Span::within_u32),
             decoded: None,
             encoded_slash: false,
             encoded_nul: false,
@@ -296,8 +304,14 @@ impl Target {
 
     /// The query as sent, without the `?`. `Some("")` for a bare `?`.
     pub fn query(&self) -> Option<&str> {
-        let range = self.query?.range();
-        Some(self.raw.get(range).unwrap_or_default())
+        if self.query_start == 0 {
+            return None;
+        }
+        Some(
+            self.raw
+                .get(self.query_start as usize..)
+                .unwrap_or_default(),
+        )
     }
 
     /// The query as an owned string sharing this target's bytes (a reference count, no copy).
@@ -308,8 +322,10 @@ impl Target {
 
     /// The authority of an absolute-form or authority-form target.
     pub fn authority(&self) -> Option<&str> {
-        let range = self.authority?.range();
-        Some(self.raw.get(range).unwrap_or_default())
+        if self.authority.end == 0 {
+            return None;
+        }
+        Some(self.raw.get(self.authority.range()).unwrap_or_default())
     }
 
     /// The path contained `%2F` (any case).
