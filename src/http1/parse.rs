@@ -494,13 +494,11 @@ fn usual_field_line(buf: &[u8], start: usize) -> Option<UsualFieldLine> {
         value_start += 1;
     }
     let cr = find_ctl(buf, value_start)?;
-    if buf.get(cr) != Some(&b'\r') || buf.get(cr + 1) != Some(&b'\n') {
+    if buf.get(cr..)?.get(..2)? != b"\r\n" {
         return None;
     }
-    let mut value_end = cr;
-    while value_end > value_start && buf.get(value_end - 1) == Some(&b' ') {
-        value_end -= 1;
-    }
+    // The value holds no CTL (`find_ctl` stopped at its CR), so only SPs are trimmed here.
+    let value_end = value_start + buf.get(value_start..cr)?.trim_ascii_end().len();
     Some(UsualFieldLine {
         name_end,
         value: value_start..value_end,
