@@ -210,11 +210,19 @@ impl HeadFacts {
     /// more in saving and restoring registers (measured).
     #[inline]
     pub(crate) fn content_length(&mut self, value: &[u8]) -> Result<(), ParseError> {
-        if (1..=19).contains(&value.len()) && value.iter().all(u8::is_ascii_digit) {
-            let n = value
-                .iter()
-                .fold(0, |n: u64, &d| n * 10 + u64::from(d - b'0'));
-            return self.note_content_length(n);
+        if (1..=19).contains(&value.len()) {
+            // Digits checked and summed in one pass; the sum is used only if every byte was a
+            // digit, and wraps meanwhile so that other bytes cannot overflow it.
+            let (n, digits) = value.iter().fold((0u64, true), |(n, digits), &b| {
+                let d = b.wrapping_sub(b'0');
+                (
+                    n.wrapping_mul(10).wrapping_add(u64::from(d)),
+                    digits & (d < 10),
+                )
+            });
+            if digits {
+                return self.note_content_length(n);
+            }
         }
         self.content_length_list(value)
     }
