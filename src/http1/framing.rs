@@ -553,6 +553,46 @@ mod tests {
     }
 
     #[test]
+    fn content_length_one_number_fast_path_agrees_with_the_list_rules() {
+        // What the list rules give for a whole value: every element 1*DIGIT, all equal.
+        fn by_list_rules(value: &[u8]) -> Result<u64, ParseError> {
+            let mut n = None;
+            for element in value.split(|&b| b == b',') {
+                let m = parse_content_length(trim_ows(element))?;
+                if n.is_some_and(|n| n != m) {
+                    return Err(ParseError::ConflictingContentLength);
+                }
+                n = Some(m);
+            }
+            n.ok_or(ParseError::BadContentLength)
+        }
+        let values: [&[u8]; 17] = [
+            b"0",
+            b"007",
+            b"91",
+            b"9999999999999999999",
+            b"18446744073709551615",
+            b"18446744073709551616",
+            b"",
+            b"+5",
+            b"5a",
+            b"a5",
+            b":",
+            b"/",
+            b"5\x80",
+            b"5, 5",
+            b"5,6",
+            b" 5",
+            b"99999999999999999999",
+        ];
+        for value in values {
+            let mut facts = HeadFacts::default();
+            let got = facts.content_length(value).map(|()| facts.content_length);
+            assert_eq!(got, by_list_rules(value).map(Some), "{value:?}");
+        }
+    }
+
+    #[test]
     fn content_length_digits_only() {
         assert_eq!(parse_content_length(b"0"), Ok(0));
         assert_eq!(parse_content_length(b"007"), Ok(7));
