@@ -6,6 +6,10 @@
 //! for line ends (limits are enforced on those partial scans too); once the empty line is found
 //! the head is split off the buffer once (`split_to(n).freeze()`) and parsed in a single pass.
 //! The body and any pipelined requests stay in the buffer. No I/O, no clock.
+//!
+//! A head that is whole in the buffer at the first look, with lines of the usual shape (nearly
+//! every request), is taken in one pass with the parser's progress in locals (`parse_whole`); at
+//! anything else it hands its progress to the incremental path, which goes on from there.
 
 use std::ops::Range;
 
