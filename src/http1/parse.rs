@@ -264,6 +264,15 @@ impl HeadParser {
                 Err(e) => return Err(e),
             }
         }
+        self.hand_over(line, line_start, tally);
+        Ok(Status::Partial)
+    }
+
+    /// `parse_whole`'s progress, for the general path to go on from. Out of line (and cold), so
+    /// that the usual path need not keep the request line in a form ready to be stored.
+    #[cold]
+    #[inline(never)]
+    fn hand_over(&mut self, line: RequestLine, line_start: usize, tally: Tally) {
         self.scan = Scan {
             start: Some(0),
             request_line: Some(line),
@@ -272,7 +281,6 @@ impl HeadParser {
             first_ctl: None,
             tally,
         };
-        Ok(Status::Partial)
     }
 
     /// Check the lines completed since the last call; `Some(head length)` once the empty line
