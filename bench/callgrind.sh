@@ -11,8 +11,9 @@
 # the requests wrk counted and the inclusive instructions of `H1Connection::run` (the whole
 # per-connection loop: parse, app, encode, and our side of the I/O calls) divided by them.
 # Start-up and the accept loop are outside that function, so the figure does not depend on the
-# run's length. Knobs: PORT (9399), CONNS (8), DUR, PATH_, DEPTH (16), KEEP=1 keeps the
-# callgrind output (its path is printed) for callgrind_annotate.
+# run's length. Knobs: PORT (9399), CONNS (8), DUR, PATH_, DEPTH (16), HEADER (one more request
+# field for wrk, e.g. HEADER='If-None-Match: "..."' for 304s), KEEP=1 keeps the callgrind output
+# (its path is printed) for callgrind_annotate.
 # Loopback only; the server is stopped by its PID.
 set -euo pipefail
 
@@ -46,6 +47,7 @@ done
 grep -q "listening" "$LOG" || { echo "percore did not start under valgrind" >&2; exit 1; }
 
 WRK=(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DUR}s")
+[[ -n ${HEADER:-} ]] && WRK+=(-H "$HEADER")
 if [[ $DEPTH -gt 1 ]]; then
   WRK_OUT=$("${WRK[@]}" -s "$ROOT/bench/pipeline.lua" "http://127.0.0.1:$PORT$PATH_" -- "$DEPTH" 2>&1)
 else
