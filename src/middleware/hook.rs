@@ -2,9 +2,9 @@
 //!
 //! Most layers are of this shape: read or stamp the request, maybe answer early, then add to
 //! the response (a request id, security headers, error pages, timing). Written as a
-//! [`Middleware`](super::Middleware), each costs a boxed future and two moves of the response
-//! per request (callgrind, pipelined `/plaintext` with the three default layers: 3,250
-//! instructions a request for the three). A [`Hook`] is a plain pair of functions, and hooks
+//! [`Middleware`](super::Middleware), each costs a boxed future (an allocation) and two moves of
+//! the 152-byte response per request, ~150–250 instructions a layer before it does any work
+//! (callgrind, pipelined `/plaintext`). A [`Hook`] is a plain pair of functions, and hooks
 //! compose at compile time: a tuple of hooks (or `Option`s of hooks, for layers that
 //! configuration turns off) is one hook, so a whole stack of them is one layer with one future.
 
