@@ -63,9 +63,8 @@ impl DefaultFields {
     /// Inserts into `headers` each field it does not have (for protocols that send a map).
     pub fn fill(&self, headers: &mut HeaderMap) {
         for (name, value) in &self.fields {
-            if !headers.contains_key(name) {
-                headers.insert(name.clone(), value.clone());
-            }
+            // One hash and probe per field, found or not.
+            headers.entry(name).or_insert_with(|| value.clone());
         }
     }
 
