@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::app::AppServer;
-use common::ResponseReader;
+use common::{RawResponse, ResponseReader};
 use http::header::HeaderValue;
 use percore::middleware::{
     CrossOriginOpenerPolicy, FrameOptions, SecurityHeaders, SecurityHeadersConfig,
@@ -53,6 +53,27 @@ fn routes() -> App {
             );
             res
         })
+}
+
+/// `GET /embeddable` over a raw socket, read as sent (repeated fields stay visible).
+fn get_embeddable(server: &AppServer) -> RawResponse {
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /embeddable HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    ResponseReader::new().read(&mut stream, false).unwrap()
+}
+
+/// Every value of the field `name`, in order.
+fn field_values<'r>(res: &'r RawResponse, name: &str) -> Vec<&'r str> {
+    res.headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
 }
 
 fn header(res: &reqwest::blocking::Response, name: &str) -> Option<String> {
@@ -116,22 +137,9 @@ fn headers_set_by_the_handler_are_kept() {
         content_security_policy: Some("default-src 'self'".to_owned()),
         ..SecurityHeadersConfig::default()
     });
-    let mut stream = TcpStream::connect(server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-        .write_all(b"GET /embeddable HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let res = ResponseReader::new().read(&mut stream, false).unwrap();
+    let res = get_embeddable(&server);
     assert_eq!(res.status, 200);
-    let values = |name: &str| -> Vec<&str> {
-        res.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    };
+    let values = |name: &str| field_values(&res, name);
     assert_eq!(values("x-frame-options"), ["SAMEORIGIN"]);
     assert_eq!(
         values("content-security-policy"),
@@ -210,21 +218,8 @@ fn app_wide_default_fields_behave_as_the_layer() {
             assert_eq!(header(&res, name).as_deref(), want, "{path} {name}");
         }
     }
-    let mut stream = TcpStream::connect(server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-        .write_all(b"GET /embeddable HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let res = ResponseReader::new().read(&mut stream, false).unwrap();
-    let values = |name: &str| -> Vec<&str> {
-        res.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    };
+    let res = get_embeddable(&server);
+    let values = |name: &str| field_values(&res, name);
     assert_eq!(values("x-frame-options"), ["SAMEORIGIN"]);
     assert_eq!(values("x-content-type-options"), ["nosniff"]);
 }
