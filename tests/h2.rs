@@ -17,7 +17,7 @@ mod common;
 #[path = "common/h2frames.rs"]
 mod h2frames;
 
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,7 +28,7 @@ use h2::client::SendRequest;
 use h2::{Reason, RecvStream, SendStream};
 use http::{Method, StatusCode};
 
-use common::Server;
+use common::{run, Server};
 use h2frames::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -100,19 +100,6 @@ fn serve_root(root: &TempRoot, extra: &[&str]) -> Server {
     let mut flags = vec!["--root", root.path()];
     flags.extend_from_slice(extra);
     Server::start(&flags)
-}
-
-/// Runs `fut` to completion on a current-thread runtime, within `limit` (a failure bound).
-fn run<F: Future>(limit: Duration, fut: F) -> F::Output {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(async move {
-        tokio::time::timeout(limit, fut)
-            .await
-            .expect("test did not finish in time")
-    })
 }
 
 type ConnTask = tokio::task::JoinHandle<Result<(), h2::Error>>;

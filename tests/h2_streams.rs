@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::app::AppServer;
+use common::run;
 use h2::client::SendRequest;
 use h2::{Reason, RecvStream};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -69,19 +69,6 @@ fn app(_: &percore::ShardHandle) -> App<()> {
             }
             (StatusCode::OK, headers, "fields")
         })
-}
-
-/// Runs `fut` on a current-thread tokio runtime, within `limit` (a failure bound).
-fn run<F: Future>(limit: Duration, fut: F) -> F::Output {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(async move {
-        tokio::time::timeout(limit, fut)
-            .await
-            .expect("test did not finish in time")
-    })
 }
 
 async fn connect(addr: SocketAddr, builder: h2::client::Builder) -> SendRequest<Bytes> {

@@ -281,3 +281,17 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 pub mod app;
+
+/// Runs `fut` to completion on a current-thread tokio runtime (for the async clients: h2,
+/// hyper), within `limit` (a failure bound).
+pub fn run<F: std::future::Future>(limit: Duration, fut: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async move {
+        tokio::time::timeout(limit, fut)
+            .await
+            .expect("test did not finish in time")
+    })
+}
