@@ -13,6 +13,7 @@
 #   h2c  /plaintext over cleartext h2 (prior knowledge), h2load -c16 -m100
 #   h2m  a 1 MiB file over TLS, h2load -c1 -m1
 #   h1s  a 4 KiB file over HTTPS/1.1, wrk -t1 -c64 (the TLS transport without HTTP/2)
+#   h1p  /plaintext over cleartext HTTP/1.1 keep-alive, wrk -t1 -c64 (no TLS, no HTTP/2)
 # CPU µs/req = the server's utime+stime (from /proc/PID/stat) over the requests h2load completed.
 # Loopback only, bounded runs; only the two servers started here are stopped, by PID.
 set -euo pipefail
@@ -50,11 +51,12 @@ url() {
     h2m) echo "https://127.0.0.1:${TLS[$2]}/medium.bin" ;;
     h2c) echo "http://127.0.0.1:${PLAIN[$2]}/plaintext" ;;
     h1s) echo "https://127.0.0.1:${TLS[$2]}/small.bin" ;;
+    h1p) echo "http://127.0.0.1:${PLAIN[$2]}/plaintext" ;;
   esac
 }
 load() {   # CASE URL SECONDS -> "requests failed"
   local conc=(-c16 -m100) out
-  if [[ $1 == h1s ]]; then
+  if [[ $1 == h1? ]]; then
     out=$(taskset -c "$CLIENT_CPU" timeout $(($3 + 20)) wrk -t1 -c64 -d"$3"s "$2" 2>&1)
     awk '/requests in/ {n=$1} /Non-2xx/ {bad=$NF} END {print n, bad+0}' <<<"$out"
     return

@@ -37,6 +37,10 @@ pub struct Config {
     pub uring_flags: UringFlags,
     /// io_uring submission queue size (monoio raises anything below 256 to 256).
     pub ring_entries: u32,
+    /// Give each io_uring shard a [`RingCanceller`](crate::RingCanceller) where the kernel
+    /// allows (`Shard::ring_canceller`). `false` is for comparison, or for a kernel whose sync
+    /// cancel misbehaves.
+    pub ring_cancel: bool,
     /// Addresses to listen on; each gets one socket per shard (see `listener.rs`).
     pub listen: Vec<SocketAddr>,
     pub backlog: i32,
@@ -60,6 +64,7 @@ impl Default for Config {
             driver: DriverChoice::Auto,
             uring_flags: UringFlags::Auto,
             ring_entries: 1024,
+            ring_cancel: true,
             listen: Vec::new(),
             backlog: 4096,
             reuse_port: true,
@@ -179,6 +184,7 @@ where
             driver: config.driver,
             uring_flags: config.uring_flags,
             ring_entries: config.ring_entries,
+            ring_cancel: config.ring_cancel,
             listeners,
             local_addrs: local_addrs.clone(),
             mesh: mesh.for_shard(id),
@@ -299,6 +305,7 @@ struct ShardStart<M, R, F> {
     driver: DriverChoice,
     uring_flags: UringFlags,
     ring_entries: u32,
+    ring_cancel: bool,
     listeners: Vec<std::net::TcpListener>,
     local_addrs: Arc<[SocketAddr]>,
     mesh: ShardMesh<M, R>,
@@ -329,14 +336,20 @@ where
                 );
             }
         }
-        let (mut rt, kind) =
-            match driver::build_runtime(id, self.driver, self.uring_flags, self.ring_entries) {
-                Ok(built) => built,
-                Err(e) => {
-                    let _ = self.ready.send((id, Err(e)));
-                    return;
-                }
-            };
+        let built = driver::build_runtime(
+            id,
+            self.driver,
+            self.uring_flags,
+            self.ring_entries,
+            self.ring_cancel,
+        );
+        let driver::Built { mut rt, kind, ring } = match built {
+            Ok(built) => built,
+            Err(e) => {
+                let _ = self.ready.send((id, Err(e)));
+                return;
+            }
+        };
         // Listeners are registered with this runtime's driver, so inside it.
         let listeners = rt.block_on(async {
             self.listeners
@@ -372,6 +385,7 @@ where
             id,
             count: self.count,
             driver: kind,
+            ring,
             local_addrs: self.local_addrs,
             mesh,
             inbox: Some(inbox),

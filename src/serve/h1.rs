@@ -10,6 +10,7 @@ use std::future::Future;
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -156,7 +157,10 @@ pub(crate) async fn serve_h1<S: Service, T: Transport>(
         fresh: options.h2c,
         h2c: options.h2c,
         tls: options.tls,
-        slot: ctx.conns.register(),
+        slot: match stream.plain_socket() {
+            Some(socket) => ctx.conns.register_socket(socket.as_raw_fd()),
+            None => ctx.conns.register(),
+        },
         stream,
         peer,
         ctx: &ctx,
@@ -302,7 +306,9 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
                 return Active::Closed;
             }
 
-            let waited = if self.rbuf.is_empty() {
+            // A read interrupted on epoll drops the buffer: decide on the 408 before it.
+            let head_begun = !self.rbuf.is_empty();
+            let waited = if !head_begun {
                 self.header_deadline = None;
                 self.read_idle().await
             } else {
@@ -314,7 +320,7 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
             match waited {
                 Ok(()) => {}
                 Err(End::Park) => return Active::Parked,
-                Err(End::Timeout) if !self.rbuf.is_empty() => {
+                Err(End::Timeout) if head_begun => {
                     // RFC 9110 §15.5.9: 408 tells the client the head took too long.
                     self.push_error(StatusCode::REQUEST_TIMEOUT);
                     self.close().await;
@@ -572,17 +578,16 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
     /// Turns a read's result into "got bytes" or why the wait ended: a cancelled read reports the
     /// sweep's reason.
     fn settle(&self, res: io::Result<usize>) -> Wake {
+        let reason = self.slot.take_reason();
         match res {
-            Ok(0) => Wake::End(End::Eof),
-            Ok(_) => {
-                // A cancel that raced with a completed read changes nothing.
-                self.slot.take_reason();
-                Wake::Data
-            }
-            Err(_) => match self.slot.take_reason() {
+            // A cancel that raced with a completed read changes nothing.
+            Ok(n) if n > 0 => Wake::Data,
+            // End-of-file is also how a read ends whose socket the sweep shut for reading.
+            Ok(_) | Err(_) => match reason {
                 Some(CancelReason::Timeout) => Wake::End(End::Timeout),
                 Some(CancelReason::Shutdown) => Wake::End(End::Shutdown),
                 Some(CancelReason::Park) => Wake::Park,
+                None if res.is_ok() => Wake::End(End::Eof),
                 None => Wake::End(End::Io),
             },
         }
@@ -736,10 +741,9 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
 
     /// Writes all of `buf`, unless the sweep times the write out first.
     ///
-    /// Not a cancelable write: monoio's `Canceller` costs a hash-set insert and remove per
-    /// operation (about 0.1 µs a request, measured), and a write never needs its buffer back. A
-    /// timed-out write is simply dropped (monoio cancels it and frees the buffer when the kernel
-    /// is done with it) and the connection closes.
+    /// A write never needs its buffer back, so a timed-out write is simply dropped (monoio
+    /// cancels it and frees the buffer when the kernel is done with it) and the connection
+    /// closes.
     async fn write_with_deadline<B: monoio::buf::IoBuf + AsRef<[u8]> + 'static>(
         &mut self,
         buf: B,

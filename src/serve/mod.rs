@@ -32,6 +32,7 @@ use crate::tls::{TlsError, TlsShared, ALPN_H2};
 use h1::{H1Exit, H1Options};
 use monoio::io::IntoPollIo;
 use monoio::net::TcpStream;
+use registry::ReadInterrupt;
 use shard::ShardCtx;
 
 /// Why the server could not start (or stopped abnormally).
@@ -276,7 +277,17 @@ async fn serve_connections<A: Service>(
     listeners: Listeners,
     app: A,
 ) {
-    let ctx = Rc::new(ShardCtx::new(shard.id(), config, shard.shutdown()));
+    let interrupt = match (shard.driver(), shard.ring_canceller()) {
+        (shards::DriverKind::Epoll, _) => ReadInterrupt::Drop,
+        (_, Some(ring)) => ReadInterrupt::Ring(ring),
+        (_, None) => ReadInterrupt::ShutdownRead,
+    };
+    let ctx = Rc::new(ShardCtx::new(
+        shard.id(),
+        config,
+        shard.shutdown(),
+        interrupt,
+    ));
     if shard.id() == 0 {
         for (i, addr) in shard.local_addrs().iter().enumerate() {
             let scheme = if i < listeners.plain { "http" } else { "https" };

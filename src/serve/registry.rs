@@ -2,20 +2,37 @@
 //!
 //! Timeouts, parking and shutdown all work the same way: each connection arms its slot with a
 //! deadline (in shard ticks) before it waits on the socket, and the sweep interrupts the waiting
-//! operation of every slot whose deadline has passed: a read through monoio's `Canceller` (which
-//! hands the buffer back, data and all), a write by waking the task, which drops it. One sweep a second costs far less than a
-//! timer per read, and a cancelled read gives its buffer back (monoio's `CancelableAsyncReadRent`),
-//! so a connection can also be *parked*: an idle keep-alive connection's read is cancelled after a
-//! second, it hands its buffers back to the shard's pool, and waits with a tiny buffer instead. That
-//! is what keeps an idle connection's memory small (see ARCHITECTURE.md, "Idle connections").
+//! operation of every slot whose deadline has passed. One sweep a second costs far less than a
+//! timer per read. How a wait is interrupted depends on what it is ([`ReadInterrupt`]):
+//! - a plain-TCP read on io_uring is cancelled on the shard's ring (`shards::RingCanceller`),
+//!   together with every other receive in flight there, in one call per sweep; it completes
+//!   through its own future with `ECANCELED`, handing its buffer back, or with the bytes it got
+//!   first, so nothing read is lost; a read cancelled without its slot being marked is issued
+//!   again (`Transport::read`);
+//! - the same read on epoll has read nothing until it completes, so it is dropped;
+//! - on io_uring without access to the ring (Linux before 6.6, `--no-ring-cancel`) the socket's
+//!   read side is shut down, which ends the read with end-of-file: enough for timeouts and
+//!   shutdown, which close the connection anyway, but not for parking, so such a shard does
+//!   not park;
+//! - everything else (writes, TLS, HTTP/2, poll-based I/O) is woken and drops its future.
+//!
+//! monoio's own answer, `CancelableAsyncReadRent`, registers every read in a `HashSet` and
+//! removes it again: about 800 instructions per read, 12 % of a keep-alive request under
+//! callgrind, which is why it is not used.
+//!
+//! Because a cancelled read can give its buffer back, a connection can also be *parked*: an idle
+//! keep-alive connection's read is interrupted after a second, it hands its buffers back to the
+//! shard's pool, and waits with a tiny buffer instead. That is what keeps an idle connection's
+//! memory small (see ARCHITECTURE.md, "Idle connections").
 
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::os::fd::RawFd;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
-use monoio::io::{CancelHandle, Canceller};
+use shards::RingCanceller;
 
 /// Tick value meaning "no deadline".
 const NEVER: u64 = u64::MAX;
@@ -45,21 +62,43 @@ enum Wait {
     InRequest,
 }
 
+/// How the sweep interrupts a plain-TCP read on this shard (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadInterrupt {
+    /// io_uring: cancelled on the ring, with every other receive.
+    Ring(RingCanceller),
+    /// epoll: dropped.
+    Drop,
+    /// io_uring without access to the ring: the socket's read side is shut down.
+    ShutdownRead,
+}
+
+impl ReadInterrupt {
+    /// Whether an interrupted read keeps the connection usable, which parking needs.
+    fn can_park(self) -> bool {
+        !matches!(self, ReadInterrupt::ShutdownRead)
+    }
+}
+
 /// One connection's entry. Shared between the connection task and the sweep (`Rc`, one thread).
 pub(crate) struct ConnSlot {
-    canceller: RefCell<Canceller>,
+    interrupt: ReadInterrupt,
+    /// The socket a plain-TCP connection reads (`None` for TLS and HTTP/2, whose waits are
+    /// dropped).
+    fd: Option<RawFd>,
     deadline: Cell<u64>,
     wait: Cell<Wait>,
     reason: Cell<Option<CancelReason>>,
     /// The connection task's waker, for operations that are interrupted by dropping them rather
-    /// than through the canceller (writes). A task's waker does not change, so this is set once.
+    /// than cancelled in the kernel (writes, poll-based I/O, reads on epoll). A task's waker does not change, so this is set once.
     waker: RefCell<Option<Waker>>,
 }
 
 impl ConnSlot {
-    fn new() -> Self {
+    fn new(interrupt: ReadInterrupt, fd: Option<RawFd>) -> Self {
         ConnSlot {
-            canceller: RefCell::new(Canceller::new()),
+            interrupt,
+            fd,
             deadline: Cell::new(NEVER),
             wait: Cell::new(Wait::Busy),
             reason: Cell::new(None),
@@ -80,24 +119,32 @@ impl ConnSlot {
         self.reason.get().is_some()
     }
 
-    /// A handle to pass to the next cancelable operation.
-    pub(crate) fn handle(&self) -> CancelHandle {
-        self.canceller.borrow().handle()
+    /// Whether a plain-TCP read is interrupted by dropping it (`Transport::read`); otherwise it
+    /// runs until it completes, which an interruption makes happen.
+    pub(crate) fn drops_reads(&self) -> bool {
+        self.interrupt == ReadInterrupt::Drop
     }
 
     /// Runs `fut` until it completes or the sweep interrupts this slot (then `None`, and
     /// `take_reason` says why). For waits that are cancelled by dropping them (poll-based I/O,
-    /// writes); a completion-based read uses `handle` instead, to get its buffer back.
+    /// writes, reads on epoll).
     pub(crate) async fn interruptible<F: Future>(&self, fut: F) -> Option<F::Output> {
         let mut fut = pin!(fut);
-        poll_fn(|cx| {
-            if self.interrupted() {
-                return Poll::Ready(None);
-            }
-            self.watch(cx.waker());
-            fut.as_mut().poll(cx).map(Some)
-        })
-        .await
+        poll_fn(|cx| self.poll_interruptible(cx, fut.as_mut())).await
+    }
+
+    /// One poll of [`interruptible`](Self::interruptible), for a caller that pins `fut` in its
+    /// own state (passing a future into an `async fn` stores it twice in the caller's).
+    pub(crate) fn poll_interruptible<F: Future>(
+        &self,
+        cx: &mut Context<'_>,
+        fut: Pin<&mut F>,
+    ) -> Poll<Option<F::Output>> {
+        if self.interrupted() {
+            return Poll::Ready(None);
+        }
+        self.watch(cx.waker());
+        fut.poll(cx).map(Some)
     }
 
     /// About to wait for a next request with nothing buffered.
@@ -132,11 +179,10 @@ impl ConnSlot {
         self.reason.take()
     }
 
-    fn cancel(&self, reason: CancelReason) {
+    /// Marks the slot interrupted and wakes a wait that is dropped on interruption; the read
+    /// side, which must complete on its own, is the registry's job (`ConnRegistry::interrupt`).
+    fn mark(&self, reason: CancelReason) {
         self.reason.set(Some(reason));
-        let old = std::mem::take(&mut *self.canceller.borrow_mut());
-        // `cancel` fails the operations using handles of the old canceller and gives a fresh one.
-        *self.canceller.borrow_mut() = old.cancel();
         if let Some(waker) = self.waker.borrow().as_ref() {
             waker.wake_by_ref();
         }
@@ -144,9 +190,9 @@ impl ConnSlot {
 }
 
 /// The open connections of one shard.
-#[derive(Default)]
 pub(crate) struct ConnRegistry {
     slots: RefCell<slab::Slab<Rc<ConnSlot>>>,
+    interrupt: ReadInterrupt,
 }
 
 /// Removes the connection from the registry when the connection task ends, however it ends.
@@ -170,8 +216,26 @@ impl Drop for SlotGuard<'_> {
 }
 
 impl ConnRegistry {
+    pub(crate) fn new(interrupt: ReadInterrupt) -> Self {
+        ConnRegistry {
+            slots: RefCell::default(),
+            interrupt,
+        }
+    }
+
+    /// A slot for a connection that does not read a plain TCP socket with completion I/O (TLS,
+    /// HTTP/2, a handshake).
     pub(crate) fn register(&self) -> SlotGuard<'_> {
-        let slot = Rc::new(ConnSlot::new());
+        self.register_with(None)
+    }
+
+    /// A slot for a connection that reads the plain TCP socket `fd` (`Transport::read`).
+    pub(crate) fn register_socket(&self, fd: RawFd) -> SlotGuard<'_> {
+        self.register_with(Some(fd))
+    }
+
+    fn register_with(&self, fd: Option<RawFd>) -> SlotGuard<'_> {
+        let slot = Rc::new(ConnSlot::new(self.interrupt, fd));
         let key = self.slots.borrow_mut().insert(slot.clone());
         SlotGuard {
             registry: self,
@@ -199,30 +263,52 @@ impl ConnRegistry {
                 match slot.wait.get() {
                     // `since + 1 < now`: idle through at least one whole tick, so connections
                     // between two requests of a busy client are never parked.
-                    Wait::Idle { since } if since + 1 < now => {
+                    Wait::Idle { since } if since + 1 < now && self.interrupt.can_park() => {
                         Some((slot.clone(), CancelReason::Park))
                     }
                     _ => None,
                 }
             })
             .collect();
-        for (slot, reason) in due {
-            slot.cancel(reason);
-        }
+        self.interrupt(due);
     }
 
     /// Shutdown: close every connection that is waiting for a next request. The others see the
     /// shard's shutdown flag and close after their current response.
     pub(crate) fn close_idle(&self) {
-        let idle: Vec<Rc<ConnSlot>> = self
+        let idle: Vec<(Rc<ConnSlot>, CancelReason)> = self
             .slots
             .borrow()
             .iter()
             .filter(|(_, slot)| matches!(slot.wait.get(), Wait::Idle { .. } | Wait::Parked))
-            .map(|(_, slot)| slot.clone())
+            .map(|(_, slot)| (slot.clone(), CancelReason::Shutdown))
             .collect();
-        for slot in idle {
-            slot.cancel(CancelReason::Shutdown);
+        self.interrupt(idle);
+    }
+
+    /// Interrupts the waits of `due`: marks each slot, then ends the plain-TCP reads among them
+    /// (one ring call for all of them, or a shutdown of each socket's read side).
+    fn interrupt(&self, due: Vec<(Rc<ConnSlot>, CancelReason)>) {
+        for (slot, reason) in &due {
+            slot.mark(*reason);
+        }
+        let reads = || {
+            due.iter()
+                .filter_map(|(slot, reason)| Some((slot.fd?, *reason)))
+        };
+        let ended = match self.interrupt {
+            // Every receive on the ring: the unmarked ones issue their read again.
+            ReadInterrupt::Ring(ring) if reads().next().is_some() => {
+                ring.cancel_receives().map(drop)
+            }
+            ReadInterrupt::ShutdownRead => reads()
+                .filter(|(_, reason)| *reason != CancelReason::Park)
+                .try_for_each(|(fd, _)| shards::shutdown_read(fd)),
+            _ => Ok(()),
+        };
+        if let Err(err) = ended {
+            // The waits go on; the next sweep tries again while the slots are still due.
+            tracing::warn!("cannot interrupt connections' reads: {err}");
         }
     }
 }
@@ -233,7 +319,7 @@ mod tests {
 
     #[test]
     fn sweep_times_out_overdue_slots_only() {
-        let reg = ConnRegistry::default();
+        let reg = ConnRegistry::new(ReadInterrupt::Drop);
         let a = reg.register();
         let b = reg.register();
         a.arm_in_request(5);
@@ -245,7 +331,7 @@ mod tests {
 
     #[test]
     fn idle_slot_is_parked_after_a_full_tick() {
-        let reg = ConnRegistry::default();
+        let reg = ConnRegistry::new(ReadInterrupt::Drop);
         let a = reg.register();
         a.arm_idle(3, 100);
         reg.sweep(4);
@@ -259,7 +345,7 @@ mod tests {
 
     #[test]
     fn busy_slot_is_never_cancelled() {
-        let reg = ConnRegistry::default();
+        let reg = ConnRegistry::new(ReadInterrupt::Drop);
         let a = reg.register();
         a.arm_in_request(2);
         a.disarm();
@@ -270,7 +356,7 @@ mod tests {
 
     #[test]
     fn close_idle_hits_idle_and_parked_slots() {
-        let reg = ConnRegistry::default();
+        let reg = ConnRegistry::new(ReadInterrupt::Drop);
         let a = reg.register();
         let b = reg.register();
         let c = reg.register();
@@ -286,7 +372,7 @@ mod tests {
 
     #[test]
     fn guard_removes_slot() {
-        let reg = ConnRegistry::default();
+        let reg = ConnRegistry::new(ReadInterrupt::Drop);
         {
             let _a = reg.register();
             assert_eq!(reg.len(), 1);

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 
-use super::registry::ConnRegistry;
+use super::registry::{ConnRegistry, ReadInterrupt};
 use crate::config::ServeConfig;
 use crate::http1::DateCache;
 
@@ -33,13 +33,18 @@ pub(crate) struct ShardCtx {
 }
 
 impl ShardCtx {
-    pub(crate) fn new(shard_id: usize, config: ServeConfig, shutdown: shards::Shutdown) -> Self {
+    pub(crate) fn new(
+        shard_id: usize,
+        config: ServeConfig,
+        shutdown: shards::Shutdown,
+        interrupt: ReadInterrupt,
+    ) -> Self {
         ShardCtx {
             shard_id,
             config,
             date: RefCell::new(DateCache::new(SystemTime::now())),
             ticks: Cell::new(0),
-            conns: ConnRegistry::default(),
+            conns: ConnRegistry::new(interrupt),
             read_pool: RefCell::new(Vec::new()),
             write_pool: RefCell::new(Vec::new()),
             shutting_down: Cell::new(false),

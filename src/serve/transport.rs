@@ -3,19 +3,20 @@
 //! readiness-based "poll I/O" for the same socket).
 //!
 //! The loop is written once against [`Transport`]; the two implementations differ only in how a
-//! wait is interrupted by the shard's sweep (a plain read is cancelled through monoio's
-//! `Canceller` and hands its buffer back; a TLS read is a poll that checks the slot before every
-//! poll and is simply dropped) and in whether a file can go to the socket without passing
-//! through this process.
+//! wait is interrupted by the shard's sweep (a plain read as `registry.rs` describes; a TLS read is a poll that checks the slot before every poll and is simply
+//! dropped) and in whether a file can go to the socket without passing through this process.
 
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
+
+/// `ECANCELED`, as io_uring reports a cancelled operation.
+const ECANCELED: i32 = 125;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::tcp::stream_poll::TcpStreamPoll;
 use monoio::net::TcpStream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -28,7 +29,9 @@ pub(crate) type TlsStream = tokio_rustls::server::TlsStream<TcpStreamPoll>;
 /// The byte stream under one HTTP/1.1 connection.
 pub(crate) trait Transport: 'static {
     /// Reads into the spare capacity of `buf` (which has some). The shard's sweep may interrupt
-    /// the wait through `slot`: the read then fails and `slot.take_reason()` says why.
+    /// the wait through `slot`: the read then fails and `slot.take_reason()` says why. An
+    /// interrupted read may come back with an empty `buf` (the bytes it held before are gone,
+    /// none from the socket are).
     async fn read(&mut self, buf: BytesMut, slot: &ConnSlot) -> (io::Result<usize>, BytesMut);
 
     /// Writes all of `buf`. A caller that must give up (a deadline) drops the future.
@@ -44,11 +47,28 @@ pub(crate) trait Transport: 'static {
 
 impl Transport for TcpStream {
     async fn read(&mut self, buf: BytesMut, slot: &ConnSlot) -> (io::Result<usize>, BytesMut) {
-        let len = buf.len();
-        let (res, slice) = self
-            .cancelable_read(buf.slice_mut(len..), slot.handle())
-            .await;
-        (res, slice.into_inner())
+        if slot.drops_reads() {
+            let len = buf.len();
+            // On epoll the read syscall runs only inside a poll that returns its result, so a
+            // read dropped while pending has taken nothing from the socket.
+            let mut read = pin!(AsyncReadRent::read(self, buf.slice_mut(len..)));
+            return match poll_fn(|cx| slot.poll_interruptible(cx, read.as_mut())).await {
+                Some((res, slice)) => (res, slice.into_inner()),
+                None => (Err(io::ErrorKind::Interrupted.into()), BytesMut::new()),
+            };
+        }
+        let mut buf = buf;
+        loop {
+            let len = buf.len();
+            let (res, slice) = AsyncReadRent::read(self, buf.slice_mut(len..)).await;
+            buf = slice.into_inner();
+            // The sweep cancels every receive on the ring at once; only a marked slot's read
+            // is meant (see `registry.rs`).
+            let cancelled = matches!(&res, Err(e) if e.raw_os_error() == Some(ECANCELED));
+            if !cancelled || slot.interrupted() {
+                return (res, buf);
+            }
+        }
     }
 
     async fn write_all<B: IoBuf + AsRef<[u8]> + 'static>(&mut self, buf: B) -> (io::Result<()>, B) {
