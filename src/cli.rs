@@ -82,12 +82,6 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub ring_entries: u32,
 
-    /// io_uring: end a timed-out connection's read by shutting the socket's read side rather than
-    /// cancelling the read on the shard's ring (what kernels before 6.6 get anyway). Idle
-    /// connections are then not parked. For comparison and as a way around a kernel bug.
-    #[arg(long)]
-    pub no_ring_cancel: bool,
-
     /// Listen backlog per listener.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub backlog: i32,
@@ -482,7 +476,6 @@ impl ServeArgs {
         rt.driver = self.io_driver;
         rt.uring_flags = self.uring_flags;
         rt.ring_entries = self.ring_entries;
-        rt.ring_cancel = !self.no_ring_cancel;
         rt.backlog = self.backlog;
         rt.max_conns_per_shard = self.max_conns;
         rt.grace = self.grace;

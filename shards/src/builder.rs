@@ -37,10 +37,6 @@ pub struct Config {
     pub uring_flags: UringFlags,
     /// io_uring submission queue size (monoio raises anything below 256 to 256).
     pub ring_entries: u32,
-    /// Give each io_uring shard a [`RingCanceller`](crate::RingCanceller) where the kernel
-    /// allows (`Shard::ring_canceller`). `false` is for comparison, or for a kernel whose sync
-    /// cancel misbehaves.
-    pub ring_cancel: bool,
     /// Addresses to listen on; each gets one socket per shard (see `listener.rs`).
     pub listen: Vec<SocketAddr>,
     pub backlog: i32,
@@ -64,7 +60,6 @@ impl Default for Config {
             driver: DriverChoice::Auto,
             uring_flags: UringFlags::Auto,
             ring_entries: 1024,
-            ring_cancel: true,
             listen: Vec::new(),
             backlog: 4096,
             reuse_port: true,
@@ -184,7 +179,6 @@ where
             driver: config.driver,
             uring_flags: config.uring_flags,
             ring_entries: config.ring_entries,
-            ring_cancel: config.ring_cancel,
             listeners,
             local_addrs: local_addrs.clone(),
             mesh: mesh.for_shard(id),
@@ -305,7 +299,6 @@ struct ShardStart<M, R, F> {
     driver: DriverChoice,
     uring_flags: UringFlags,
     ring_entries: u32,
-    ring_cancel: bool,
     listeners: Vec<std::net::TcpListener>,
     local_addrs: Arc<[SocketAddr]>,
     mesh: ShardMesh<M, R>,
@@ -336,20 +329,14 @@ where
                 );
             }
         }
-        let built = driver::build_runtime(
-            id,
-            self.driver,
-            self.uring_flags,
-            self.ring_entries,
-            self.ring_cancel,
-        );
-        let driver::Built { mut rt, kind, ring } = match built {
-            Ok(built) => built,
-            Err(e) => {
-                let _ = self.ready.send((id, Err(e)));
-                return;
-            }
-        };
+        let (mut rt, kind) =
+            match driver::build_runtime(id, self.driver, self.uring_flags, self.ring_entries) {
+                Ok(built) => built,
+                Err(e) => {
+                    let _ = self.ready.send((id, Err(e)));
+                    return;
+                }
+            };
         // Listeners are registered with this runtime's driver, so inside it.
         let listeners = rt.block_on(async {
             self.listeners
@@ -385,7 +372,6 @@ where
             id,
             count: self.count,
             driver: kind,
-            ring,
             local_addrs: self.local_addrs,
             mesh,
             inbox: Some(inbox),

@@ -22,10 +22,7 @@ use std::{fmt, io, str::FromStr};
 
 use monoio::{time::TimeDriver, FusionRuntime, IoUringDriver, LegacyDriver, RuntimeBuilder};
 
-use crate::{
-    ring_cancel::{RingCanceller, RingWatch},
-    Error, ShardId,
-};
+use crate::{Error, ShardId};
 
 /// The runtime a shard blocks on: io_uring or epoll, both with timers.
 pub(crate) type ShardRuntime = FusionRuntime<TimeDriver<IoUringDriver>, TimeDriver<LegacyDriver>>;
@@ -215,22 +212,14 @@ fn classify(e: io::Error) -> RingFailure {
     }
 }
 
-/// Builds a ring with `flags`, and, when `find_ring` is set, a canceller for it (see
-/// `ring_cancel.rs`).
-fn try_uring(
-    flags: RingFlags,
-    entries: u32,
-    find_ring: bool,
-) -> Result<(ShardRuntime, Option<RingCanceller>), RingFailure> {
-    let watch = find_ring.then(RingWatch::start);
-    let rt = RuntimeBuilder::<IoUringDriver>::new()
+fn try_uring(flags: RingFlags, entries: u32) -> Result<ShardRuntime, RingFailure> {
+    RuntimeBuilder::<IoUringDriver>::new()
         .enable_timer()
         .with_entries(entries)
         .uring_builder(flags.builder())
         .build()
         .map(FusionRuntime::from)
-        .map_err(classify)?;
-    Ok((rt, watch.and_then(RingWatch::finish)))
+        .map_err(classify)
 }
 
 fn build_epoll(shard: ShardId, entries: u32) -> Result<ShardRuntime, Error> {
@@ -246,32 +235,18 @@ fn build_epoll(shard: ShardId, entries: u32) -> Result<ShardRuntime, Error> {
         })
 }
 
-/// A shard's runtime, what it runs on, and (io_uring only) how to cancel a socket's operations.
-pub(crate) struct Built {
-    pub(crate) rt: ShardRuntime,
-    pub(crate) kind: DriverKind,
-    pub(crate) ring: Option<RingCanceller>,
-}
-
 /// Builds this thread's runtime following `choice` and `flags`, logging the outcome (info) and
-/// every step down with its reason (warn). Must run in the shard's thread. `find_ring`: look for
-/// the ring's descriptor to give the shard a [`RingCanceller`].
+/// every step down with its reason (warn). Must run in the shard's thread.
 pub(crate) fn build_runtime(
     shard: ShardId,
     choice: DriverChoice,
     flags: UringFlags,
     entries: u32,
-    find_ring: bool,
-) -> Result<Built, Error> {
-    let epoll = |rt| Built {
-        rt,
-        kind: DriverKind::Epoll,
-        ring: None,
-    };
+) -> Result<(ShardRuntime, DriverKind), Error> {
     if choice == DriverChoice::Epoll {
         let rt = build_epoll(shard, entries)?;
         tracing::info!(shard, driver = %DriverKind::Epoll, "shard runtime built (epoll requested)");
-        return Ok(epoll(rt));
+        return Ok((rt, DriverKind::Epoll));
     }
     let ladder: &[RingFlags] = match &flags {
         UringFlags::Auto => &[RingFlags::SINGLE_DEFER, RingFlags::COOP, RingFlags::NONE],
@@ -279,16 +254,11 @@ pub(crate) fn build_runtime(
     };
     let mut refused = None;
     for (i, &rung) in ladder.iter().enumerate() {
-        match try_uring(rung, entries, find_ring) {
-            Ok((rt, ring)) => {
+        match try_uring(rung, entries) {
+            Ok(rt) => {
                 let kind = DriverKind::IoUring(rung);
-                tracing::info!(
-                    shard,
-                    driver = %kind,
-                    ring_cancel = ring.is_some(),
-                    "shard runtime built"
-                );
-                return Ok(Built { rt, kind, ring });
+                tracing::info!(shard, driver = %kind, "shard runtime built");
+                return Ok((rt, kind));
             }
             Err(RingFailure::FlagsRefused(e)) => match ladder.get(i + 1) {
                 Some(next) => {
@@ -328,7 +298,7 @@ pub(crate) fn build_runtime(
     tracing::warn!(shard, "io_uring refused ({reason}); falling back to epoll");
     let rt = build_epoll(shard, entries)?;
     tracing::info!(shard, driver = %DriverKind::Epoll, "shard runtime built");
-    Ok(epoll(rt))
+    Ok((rt, DriverKind::Epoll))
 }
 
 #[cfg(test)]

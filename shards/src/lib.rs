@@ -8,14 +8,11 @@
 //! Modules, one job each: `builder` (threads, start/stop, signals), `driver` (io_uring flag
 //! ladder, epoll fall-back), `listener` (binding), `accept` (accept loops, connection limit),
 //! `mesh` (messages between shards), `shutdown` (the trigger and each shard's view of it),
-//! `shard` (the per-shard context), `limits` (RLIMIT_NOFILE), `notify` (local wake-ups),
-//! `ring_cancel` (cancelling a socket's io_uring operations).
+//! `shard` (the per-shard context), `limits` (RLIMIT_NOFILE), `notify` (local wake-ups).
 //!
 //! Additions to the agreed API (nothing agreed was renamed or removed):
 //! - `RingFlags` (re-exported): the flag set inside `UringFlags::Fixed` and `DriverKind::IoUring`.
 //! - `Running::drivers()`: the driver of every shard, as reported at start-up.
-//! - `RingCanceller`, `Shard::ring_canceller()`, `Config::ring_cancel`, `shutdown_read`:
-//!   ending a wait on a socket from outside its task (`ring_cancel.rs` says why).
 //! - `Mesh::send_async` (waits for inbox space), `Inbox::try_recv`, `MeshError::into_msg`,
 //!   `MeshError::NoReply` (a call whose target dropped the `Reply`), `mesh::INBOX_CAPACITY`.
 //! - `Error` variants beyond `Bind` (see `error.rs`).
@@ -41,7 +38,6 @@ mod limits;
 mod listener;
 pub mod mesh;
 mod notify;
-mod ring_cancel;
 mod shard;
 mod shutdown;
 
@@ -51,7 +47,6 @@ pub use error::Error;
 pub use fd::sock_fd;
 pub use limits::raise_nofile_limit;
 pub use mesh::{Envelope, Inbox, Mesh, MeshError, Reply};
-pub use ring_cancel::{shutdown_read, RingCanceller};
 pub use shard::Shard;
 pub use shutdown::Shutdown;
 

@@ -10,7 +10,6 @@ use crate::{
     accept::{AcceptLoop, ConnTracker},
     driver::DriverKind,
     mesh::{Inbox, Mesh},
-    ring_cancel::RingCanceller,
     shutdown::Shutdown,
     ShardId,
 };
@@ -20,7 +19,6 @@ pub struct Shard<M, R> {
     pub(crate) id: ShardId,
     pub(crate) count: usize,
     pub(crate) driver: DriverKind,
-    pub(crate) ring: Option<RingCanceller>,
     pub(crate) local_addrs: Arc<[SocketAddr]>,
     pub(crate) mesh: Mesh<M, R>,
     pub(crate) inbox: Option<Inbox<M, R>>,
@@ -44,12 +42,6 @@ impl<M, R> Shard<M, R> {
     /// The driver this shard actually runs on.
     pub fn driver(&self) -> DriverKind {
         self.driver
-    }
-
-    /// Cancels receives on this shard's ring: `Some` on io_uring where the kernel can cancel by
-    /// opcode (Linux 6.6) and `Config::ring_cancel` is on.
-    pub fn ring_canceller(&self) -> Option<RingCanceller> {
-        self.ring
     }
 
     /// The bound addresses (port 0 resolved), one per `Config::listen` entry.

@@ -3,8 +3,6 @@
 
 use std::{
     cell::{Cell, RefCell},
-    future::Future,
-    io,
     io::Read,
     net::{SocketAddr, TcpStream},
     rc::Rc,
@@ -675,95 +673,4 @@ fn run_shuts_down_gracefully_on_sigterm() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-// ---------------------------------------------------------------------------------------------
-// ring canceller
-
-/// What the shard saw of one read under `RingCanceller::cancel_receives`.
-#[derive(Debug)]
-struct CancelledRead {
-    cancelled: usize,
-    os_error: Option<i32>,
-    bytes: Vec<u8>,
-    capacity: usize,
-}
-
-/// Issues a read on `s` (nothing submitted to the kernel yet: monoio submits when its loop turns),
-/// cancels every receive on the ring at once, and reports how the read ended.
-async fn read_then_cancel(
-    s: &mut monoio::net::TcpStream,
-    ring: shards::RingCanceller,
-) -> CancelledRead {
-    let mut read = std::pin::pin!(s.read(Vec::with_capacity(64)));
-    let first = std::future::poll_fn(|cx| match read.as_mut().poll(cx) {
-        Poll::Ready(done) => Poll::Ready(Some(done)),
-        Poll::Pending => Poll::Ready(None),
-    })
-    .await;
-    let cancelled = ring.cancel_receives().expect("sync cancel");
-    let (res, buf) = match first {
-        Some(done) => done,
-        None => read.await,
-    };
-    CancelledRead {
-        cancelled,
-        os_error: res.as_ref().err().and_then(io::Error::raw_os_error),
-        bytes: buf.clone(),
-        capacity: buf.capacity(),
-    }
-}
-
-#[test]
-fn ring_canceller_cancels_a_pending_read_and_loses_no_bytes() {
-    if std::env::var_os("SHARDS_TEST_NO_URING").is_some() {
-        eprintln!("SHARDS_TEST_NO_URING set: skipped");
-        return;
-    }
-    let (tx, rx) = mpsc::channel();
-    let (sent_tx, sent_rx) = mpsc::channel::<()>();
-    let sent_rx = Arc::new(std::sync::Mutex::new(sent_rx));
-    let running = start(test_config(1), move |shard: Shard<(), ()>| {
-        let tx = tx.clone();
-        let sent_rx = sent_rx.clone();
-        async move {
-            let ring = shard.ring_canceller();
-            assert_eq!(shard.driver(), DriverKind::IoUring(RingFlags::SINGLE_DEFER));
-            let ring = ring.expect("Linux >= 6.6 cancels by opcode");
-            shard
-                .serve(move |mut s, _peer, _listener| {
-                    let tx = tx.clone();
-                    let sent_rx = sent_rx.clone();
-                    async move {
-                        // Nothing to read: the read is cancelled and hands its buffer back.
-                        let empty = read_then_cancel(&mut s, ring).await;
-                        // The client's bytes are in the socket before the read is issued: the
-                        // read gets them, cancel or not.
-                        let _ = s.write_all(b"go".to_vec()).await;
-                        sent_rx
-                            .lock()
-                            .unwrap()
-                            .recv_timeout(TIMEOUT)
-                            .expect("client sent");
-                        let full = read_then_cancel(&mut s, ring).await;
-                        let _ = tx.send((empty, full));
-                    }
-                })
-                .await;
-        }
-    })
-    .expect("start");
-    let mut client = connect(running.local_addrs()[0]);
-    let mut go = [0u8; 2];
-    client.read_exact(&mut go).expect("server says go");
-    std::io::Write::write_all(&mut client, b"hello").expect("send");
-    sent_tx.send(()).expect("shard waits");
-    let (empty, full) = rx.recv_timeout(TIMEOUT).expect("shard reports");
-    assert_eq!(empty.cancelled, 1, "{empty:?}");
-    assert_eq!(empty.os_error, Some(libc::ECANCELED), "{empty:?}");
-    assert!(empty.bytes.is_empty() && empty.capacity == 64, "{empty:?}");
-    assert_eq!(full.os_error, None, "{full:?}");
-    assert_eq!(full.bytes, b"hello", "{full:?}");
-    running.shutdown();
-    running.join().expect("join");
 }

@@ -277,10 +277,9 @@ async fn serve_connections<A: Service>(
     listeners: Listeners,
     app: A,
 ) {
-    let interrupt = match (shard.driver(), shard.ring_canceller()) {
-        (shards::DriverKind::Epoll, _) => ReadInterrupt::Drop,
-        (_, Some(ring)) => ReadInterrupt::Ring(ring),
-        (_, None) => ReadInterrupt::ShutdownRead,
+    let interrupt = match shard.driver() {
+        shards::DriverKind::Epoll => ReadInterrupt::Drop,
+        shards::DriverKind::IoUring(_) => ReadInterrupt::Cancel,
     };
     let ctx = Rc::new(ShardCtx::new(
         shard.id(),

@@ -4,21 +4,18 @@
 //! deadline (in shard ticks) before it waits on the socket, and the sweep interrupts the waiting
 //! operation of every slot whose deadline has passed. One sweep a second costs far less than a
 //! timer per read. How a wait is interrupted depends on what it is ([`ReadInterrupt`]):
-//! - a plain-TCP read on io_uring is cancelled on the shard's ring (`shards::RingCanceller`),
-//!   together with every other receive in flight there, in one call per sweep; it completes
-//!   through its own future with `ECANCELED`, handing its buffer back, or with the bytes it got
-//!   first, so nothing read is lost; a read cancelled without its slot being marked is issued
-//!   again (`Transport::read`);
-//! - the same read on epoll has read nothing until it completes, so it is dropped;
-//! - on io_uring without access to the ring (Linux before 6.6, `--no-ring-cancel`) the socket's
-//!   read side is shut down, which ends the read with end-of-file: enough for timeouts and
-//!   shutdown, which close the connection anyway, but not for parking, so such a shard does
-//!   not park;
+//! - a plain-TCP read on io_uring goes through monoio's `Canceller`: cancelled, it completes with
+//!   its buffer, or with the bytes that raced in, so nothing read is lost. The price is a
+//!   hash-set insert and remove per read (about 800 instructions);
+//! - the same read on epoll has read nothing until it completes (the syscall runs inside the
+//!   poll that returns its result), so it is simply dropped, and costs nothing extra;
 //! - everything else (writes, TLS, HTTP/2, poll-based I/O) is woken and drops its future.
 //!
-//! monoio's own answer, `CancelableAsyncReadRent`, registers every read in a `HashSet` and
-//! removes it again: about 800 instructions per read, 12 % of a keep-alive request under
-//! callgrind, which is why it is not used.
+//! Ways around the `Canceller` on io_uring that were tried and not kept (session 6 notes,
+//! branch `ring-cancel-by-opcode`): `IORING_REGISTER_SYNC_CANCEL` by descriptor makes the kernel
+//! walk every pending request per call, so parking 10,000 idle connections stalled the shard for
+//! seconds; by opcode it is one walk, but it also cancels receives that application code on the
+//! shard has in flight on the same ring.
 //!
 //! Because a cancelled read can give its buffer back, a connection can also be *parked*: an idle
 //! keep-alive connection's read is interrupted after a second, it hands its buffers back to the
@@ -27,12 +24,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
-use std::os::fd::RawFd;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use shards::RingCanceller;
+use monoio::io::{CancelHandle, Canceller};
 
 /// Tick value meaning "no deadline".
 const NEVER: u64 = u64::MAX;
@@ -65,40 +61,37 @@ enum Wait {
 /// How the sweep interrupts a plain-TCP read on this shard (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReadInterrupt {
-    /// io_uring: cancelled on the ring, with every other receive.
-    Ring(RingCanceller),
-    /// epoll: dropped.
+    /// io_uring: monoio's `Canceller`.
+    Cancel,
+    /// epoll: the read is dropped.
     Drop,
-    /// io_uring without access to the ring: the socket's read side is shut down.
-    ShutdownRead,
 }
 
-impl ReadInterrupt {
-    /// Whether an interrupted read keeps the connection usable, which parking needs.
-    fn can_park(self) -> bool {
-        !matches!(self, ReadInterrupt::ShutdownRead)
-    }
+/// The slot's side of [`ReadInterrupt`].
+enum SlotInterrupt {
+    Cancel(RefCell<Canceller>),
+    Drop,
 }
 
 /// One connection's entry. Shared between the connection task and the sweep (`Rc`, one thread).
 pub(crate) struct ConnSlot {
-    interrupt: ReadInterrupt,
-    /// The socket a plain-TCP connection reads (`None` for TLS and HTTP/2, whose waits are
-    /// dropped).
-    fd: Option<RawFd>,
+    interrupt: SlotInterrupt,
     deadline: Cell<u64>,
     wait: Cell<Wait>,
     reason: Cell<Option<CancelReason>>,
     /// The connection task's waker, for operations that are interrupted by dropping them rather
-    /// than cancelled in the kernel (writes, poll-based I/O, reads on epoll). A task's waker does not change, so this is set once.
+    /// than through the canceller (writes, poll-based I/O, reads on epoll). A task's waker does
+    /// not change, so this is set once.
     waker: RefCell<Option<Waker>>,
 }
 
 impl ConnSlot {
-    fn new(interrupt: ReadInterrupt, fd: Option<RawFd>) -> Self {
+    fn new(interrupt: ReadInterrupt) -> Self {
         ConnSlot {
-            interrupt,
-            fd,
+            interrupt: match interrupt {
+                ReadInterrupt::Cancel => SlotInterrupt::Cancel(RefCell::new(Canceller::new())),
+                ReadInterrupt::Drop => SlotInterrupt::Drop,
+            },
             deadline: Cell::new(NEVER),
             wait: Cell::new(Wait::Busy),
             reason: Cell::new(None),
@@ -119,10 +112,13 @@ impl ConnSlot {
         self.reason.get().is_some()
     }
 
-    /// Whether a plain-TCP read is interrupted by dropping it (`Transport::read`); otherwise it
-    /// runs until it completes, which an interruption makes happen.
-    pub(crate) fn drops_reads(&self) -> bool {
-        self.interrupt == ReadInterrupt::Drop
+    /// The handle for the next plain-TCP read, or `None` when such a read is interrupted by
+    /// dropping it (`Transport::read`).
+    pub(crate) fn read_handle(&self) -> Option<CancelHandle> {
+        match &self.interrupt {
+            SlotInterrupt::Cancel(canceller) => Some(canceller.borrow().handle()),
+            SlotInterrupt::Drop => None,
+        }
     }
 
     /// Runs `fut` until it completes or the sweep interrupts this slot (then `None`, and
@@ -179,10 +175,14 @@ impl ConnSlot {
         self.reason.take()
     }
 
-    /// Marks the slot interrupted and wakes a wait that is dropped on interruption; the read
-    /// side, which must complete on its own, is the registry's job (`ConnRegistry::interrupt`).
-    fn mark(&self, reason: CancelReason) {
+    fn cancel(&self, reason: CancelReason) {
         self.reason.set(Some(reason));
+        if let SlotInterrupt::Cancel(canceller) = &self.interrupt {
+            let old = std::mem::take(&mut *canceller.borrow_mut());
+            // `cancel` fails the operations using handles of the old canceller and gives a fresh
+            // one.
+            *canceller.borrow_mut() = old.cancel();
+        }
         if let Some(waker) = self.waker.borrow().as_ref() {
             waker.wake_by_ref();
         }
@@ -223,19 +223,8 @@ impl ConnRegistry {
         }
     }
 
-    /// A slot for a connection that does not read a plain TCP socket with completion I/O (TLS,
-    /// HTTP/2, a handshake).
     pub(crate) fn register(&self) -> SlotGuard<'_> {
-        self.register_with(None)
-    }
-
-    /// A slot for a connection that reads the plain TCP socket `fd` (`Transport::read`).
-    pub(crate) fn register_socket(&self, fd: RawFd) -> SlotGuard<'_> {
-        self.register_with(Some(fd))
-    }
-
-    fn register_with(&self, fd: Option<RawFd>) -> SlotGuard<'_> {
-        let slot = Rc::new(ConnSlot::new(self.interrupt, fd));
+        let slot = Rc::new(ConnSlot::new(self.interrupt));
         let key = self.slots.borrow_mut().insert(slot.clone());
         SlotGuard {
             registry: self,
@@ -263,52 +252,30 @@ impl ConnRegistry {
                 match slot.wait.get() {
                     // `since + 1 < now`: idle through at least one whole tick, so connections
                     // between two requests of a busy client are never parked.
-                    Wait::Idle { since } if since + 1 < now && self.interrupt.can_park() => {
+                    Wait::Idle { since } if since + 1 < now => {
                         Some((slot.clone(), CancelReason::Park))
                     }
                     _ => None,
                 }
             })
             .collect();
-        self.interrupt(due);
+        for (slot, reason) in due {
+            slot.cancel(reason);
+        }
     }
 
     /// Shutdown: close every connection that is waiting for a next request. The others see the
     /// shard's shutdown flag and close after their current response.
     pub(crate) fn close_idle(&self) {
-        let idle: Vec<(Rc<ConnSlot>, CancelReason)> = self
+        let idle: Vec<Rc<ConnSlot>> = self
             .slots
             .borrow()
             .iter()
             .filter(|(_, slot)| matches!(slot.wait.get(), Wait::Idle { .. } | Wait::Parked))
-            .map(|(_, slot)| (slot.clone(), CancelReason::Shutdown))
+            .map(|(_, slot)| slot.clone())
             .collect();
-        self.interrupt(idle);
-    }
-
-    /// Interrupts the waits of `due`: marks each slot, then ends the plain-TCP reads among them
-    /// (one ring call for all of them, or a shutdown of each socket's read side).
-    fn interrupt(&self, due: Vec<(Rc<ConnSlot>, CancelReason)>) {
-        for (slot, reason) in &due {
-            slot.mark(*reason);
-        }
-        let reads = || {
-            due.iter()
-                .filter_map(|(slot, reason)| Some((slot.fd?, *reason)))
-        };
-        let ended = match self.interrupt {
-            // Every receive on the ring: the unmarked ones issue their read again.
-            ReadInterrupt::Ring(ring) if reads().next().is_some() => {
-                ring.cancel_receives().map(drop)
-            }
-            ReadInterrupt::ShutdownRead => reads()
-                .filter(|(_, reason)| *reason != CancelReason::Park)
-                .try_for_each(|(fd, _)| shards::shutdown_read(fd)),
-            _ => Ok(()),
-        };
-        if let Err(err) = ended {
-            // The waits go on; the next sweep tries again while the slots are still due.
-            tracing::warn!("cannot interrupt connections' reads: {err}");
+        for slot in idle {
+            slot.cancel(CancelReason::Shutdown);
         }
     }
 }

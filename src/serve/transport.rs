@@ -3,25 +3,34 @@
 //! readiness-based "poll I/O" for the same socket).
 //!
 //! The loop is written once against [`Transport`]; the two implementations differ only in how a
-//! wait is interrupted by the shard's sweep (a plain read as `registry.rs` describes; a TLS read is a poll that checks the slot before every poll and is simply
-//! dropped) and in whether a file can go to the socket without passing through this process.
+//! wait is interrupted by the shard's sweep (a plain read as `registry.rs` describes; a TLS read
+//! is a poll that checks the slot before every poll and is simply dropped) and in whether a file
+//! can go to the socket without passing through this process.
 
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 
-/// `ECANCELED`, as io_uring reports a cancelled operation.
-const ECANCELED: i32 = 125;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent};
 use monoio::net::tcp::stream_poll::TcpStreamPoll;
 use monoio::net::TcpStream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::registry::ConnSlot;
+
+pin_project_lite::pin_project! {
+    /// One of the two ways a plain read is issued (`registry.rs`), as one future: an `async`
+    /// `match` over the two would keep room for both in every connection's task (+96 bytes).
+    #[project = EitherProj]
+    enum Either<C, D> {
+        Cancelable { #[pin] read: C },
+        Droppable { #[pin] read: D },
+    }
+}
 
 /// A TLS connection after its handshake: rustls over the socket in poll-I/O mode.
 pub(crate) type TlsStream = tokio_rustls::server::TlsStream<TcpStreamPoll>;
@@ -47,27 +56,25 @@ pub(crate) trait Transport: 'static {
 
 impl Transport for TcpStream {
     async fn read(&mut self, buf: BytesMut, slot: &ConnSlot) -> (io::Result<usize>, BytesMut) {
-        if slot.drops_reads() {
-            let len = buf.len();
+        let len = buf.len();
+        let mut read = pin!(match slot.read_handle() {
+            Some(handle) => Either::Cancelable {
+                read: self.cancelable_read(buf.slice_mut(len..), handle),
+            },
+            None => Either::Droppable {
+                read: AsyncReadRent::read(self, buf.slice_mut(len..)),
+            },
+        });
+        let done = poll_fn(|cx| match read.as_mut().project() {
+            EitherProj::Cancelable { read } => read.poll(cx).map(Some),
             // On epoll the read syscall runs only inside a poll that returns its result, so a
             // read dropped while pending has taken nothing from the socket.
-            let mut read = pin!(AsyncReadRent::read(self, buf.slice_mut(len..)));
-            return match poll_fn(|cx| slot.poll_interruptible(cx, read.as_mut())).await {
-                Some((res, slice)) => (res, slice.into_inner()),
-                None => (Err(io::ErrorKind::Interrupted.into()), BytesMut::new()),
-            };
-        }
-        let mut buf = buf;
-        loop {
-            let len = buf.len();
-            let (res, slice) = AsyncReadRent::read(self, buf.slice_mut(len..)).await;
-            buf = slice.into_inner();
-            // The sweep cancels every receive on the ring at once; only a marked slot's read
-            // is meant (see `registry.rs`).
-            let cancelled = matches!(&res, Err(e) if e.raw_os_error() == Some(ECANCELED));
-            if !cancelled || slot.interrupted() {
-                return (res, buf);
-            }
+            EitherProj::Droppable { read } => slot.poll_interruptible(cx, read),
+        })
+        .await;
+        match done {
+            Some((res, slice)) => (res, slice.into_inner()),
+            None => (Err(io::ErrorKind::Interrupted.into()), BytesMut::new()),
         }
     }
 
