@@ -12,7 +12,8 @@
 # per-connection loop: parse, app, encode, and our side of the I/O calls) divided by them.
 # Start-up and the accept loop are outside that function, so the figure does not depend on the
 # run's length. On epoll a read skips monoio's `Canceller` (src/serve/registry.rs), which io_uring
-# shards pay per read (~800 instructions): this figure is that much below an io_uring shard's. Knobs: PORT (9399), CONNS (8), DUR, PATH_, DEPTH (16), HEADER (one more request
+# shards pay per read (~800 instructions): this figure is that much below an io_uring shard's.
+# Knobs: PORT (9399), CONNS (8), DUR, PATH_, DEPTH (16), HEADER (one more request
 # field for wrk, e.g. HEADER='If-None-Match: "..."' for 304s), KEEP=1 keeps the callgrind output
 # (its path is printed) for callgrind_annotate.
 # Loopback only; the server is stopped by its PID.

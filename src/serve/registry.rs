@@ -11,8 +11,8 @@
 //!   poll that returns its result), so it is simply dropped, and costs nothing extra;
 //! - everything else (writes, TLS, HTTP/2, poll-based I/O) is woken and drops its future.
 //!
-//! Ways around the `Canceller` on io_uring that were tried and not kept (session 6 notes,
-//! branch `ring-cancel-by-opcode`): `IORING_REGISTER_SYNC_CANCEL` by descriptor makes the kernel
+//! Ways around the `Canceller` on io_uring that were tried and not kept (commit 12959d1;
+//! bench/RESULTS.md, "Session 6"): `IORING_REGISTER_SYNC_CANCEL` by descriptor makes the kernel
 //! walk every pending request per call, so parking 10,000 idle connections stalled the shard for
 //! seconds; by opcode it is one walk, but it also cancels receives that application code on the
 //! shard has in flight on the same ring.
