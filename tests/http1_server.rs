@@ -261,6 +261,26 @@ fn connection_idle_for_seconds_is_parked_and_still_served() {
     assert_eq!(r.read(&mut s, false).unwrap().body_str(), "Hello, World!");
 }
 
+/// A parked connection (idle through a whole tick) waits without a read buffer; the idle
+/// timeout still ends that wait.
+#[test]
+fn parked_connection_is_closed_at_the_idle_timeout() {
+    let server = Server::start(&["--idle-timeout", "4"]);
+    let mut s = server.idle_connection();
+    let start = std::time::Instant::now();
+    // Parked after about two ticks, well before the timeout's four to five seconds.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        closed_by_server(&mut s),
+        "the parked connection was not closed"
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited > Duration::from_secs(3) && waited < Duration::from_secs(7),
+        "closed after {waited:?}"
+    );
+}
+
 #[test]
 fn idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let server = Server::start(&["--idle-timeout", "1"]);

@@ -284,6 +284,25 @@ fn sigint_closes_idle_keep_alive_connections_and_exits_zero() {
     assert!(start.elapsed() < Duration::from_secs(5));
 }
 
+/// Connections idle long enough to be parked (waiting without a buffer) close at SIGINT too.
+#[test]
+fn sigint_closes_parked_connections_and_exits_zero() {
+    let mut server = Server::start(&[]);
+    let mut idle: Vec<_> = (0..5).map(|_| server.idle_connection()).collect();
+    // Parked after about two ticks.
+    std::thread::sleep(Duration::from_millis(2500));
+    let start = Instant::now();
+    server.signal(libc::SIGINT);
+    for s in idle.iter_mut() {
+        assert!(closed_by_server(s));
+    }
+    let status = server
+        .wait_exit(Duration::from_secs(5))
+        .expect("exited promptly");
+    assert_eq!(status.code(), Some(0));
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
 #[test]
 fn grace_period_bounds_shutdown() {
     let mut server = Server::start(&["--grace", "1"]);

@@ -30,8 +30,6 @@ use http::{HeaderMap, Method, StatusCode};
 
 /// Below this much free space the read buffer grows (or is compacted) before the next read.
 const MIN_READ_SPACE: usize = 1024;
-/// Buffer an idle, parked connection waits with: a connection holding only this is cheap.
-const PARK_BUF_SIZE: usize = 16;
 /// Response bodies larger than this are written from their own `Bytes`, not copied.
 const DIRECT_WRITE_THRESHOLD: usize = 16 * 1024;
 /// A response body written after the head rather than copied into the write buffer.
@@ -537,22 +535,28 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
         }
     }
 
-    /// Waits small: gives the buffers back to the shard, reads into a tiny buffer, and takes a full
-    /// read buffer again only once bytes arrive.
+    /// Waits small: gives the buffers back to the shard, waits without a read buffer
+    /// (`Transport::wait_parked`), and takes full buffers again only once bytes arrive.
     async fn read_parked(&mut self) -> Result<(), End> {
         self.release_buffers();
         self.slot.mark_parked();
         self.slot.arm_idle(self.ctx.now(), self.idle_deadline);
-        let small = BytesMut::with_capacity(PARK_BUF_SIZE);
-        let (res, small) = self.stream.read(small, &self.slot).await;
+        let res = self.stream.wait_parked(&self.slot).await;
         self.slot.disarm();
-        match self.settle(res) {
-            Wake::Data => {}
-            Wake::Park => return Err(End::Io),
-            Wake::End(end) => return Err(end),
-        }
+        let reason = self.slot.take_reason();
+        let early = match res {
+            // An interruption that raced with the bytes' arrival changes nothing.
+            Ok(early) => early,
+            Err(_) => {
+                return Err(match reason {
+                    Some(CancelReason::Timeout) => End::Timeout,
+                    Some(CancelReason::Shutdown) => End::Shutdown,
+                    Some(CancelReason::Park) | None => End::Io,
+                })
+            }
+        };
         self.rbuf = self.ctx.take_read_buf();
-        self.rbuf.extend_from_slice(&small);
+        self.rbuf.extend_from_slice(&early);
         self.wbuf = self.ctx.take_write_buf();
         Ok(())
     }
@@ -832,15 +836,15 @@ mod tests {
 
     /// A plain connection's task holds this future inline (`ConnFuture::Plain`), so what it
     /// keeps across the parked wait is paid by every idle connection: 888 bytes measured (rustc
-    /// 1.95, x86-64) before and after h2c upgrades, 920 since a plain read is one of two futures
-    /// (`transport.rs`: on epoll it skips monoio's `Canceller`, ~800 instructions a request).
-    /// Growing it should be a choice, not an accident.
+    /// 1.95, x86-64) before and after h2c upgrades; 600 since a parked connection waits for
+    /// readiness instead of reading (`Transport::wait_parked`: that wait's future is 152 bytes,
+    /// a read's 472). Growing it should be a choice, not an accident.
     #[test]
     fn serve_h1_future_stays_small() {
         fn output_size<A, B, C, D, E, R>(_: fn(A, B, C, D, E) -> R) -> usize {
             std::mem::size_of::<R>()
         }
         let size = output_size(serve_h1::<crate::app::App<()>, monoio::net::TcpStream>);
-        assert!(size <= 920, "serve_h1's future is {size} bytes");
+        assert!(size <= 600, "serve_h1's future is {size} bytes");
     }
 }

@@ -32,6 +32,9 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// The buffer a parked TLS connection reads into.
+const PARK_BUF_SIZE: usize = 16;
+
 /// A TLS connection after its handshake: rustls over the socket in poll-I/O mode.
 pub(crate) type TlsStream = tokio_rustls::server::TlsStream<TcpStreamPoll>;
 
@@ -42,6 +45,12 @@ pub(crate) trait Transport: 'static {
     /// interrupted read may come back with an empty `buf` (the bytes it held before are gone,
     /// none from the socket are).
     async fn read(&mut self, buf: BytesMut, slot: &ConnSlot) -> (io::Result<usize>, BytesMut);
+
+    /// Waits, holding no read buffer, until the connection has bytes to read (a parked
+    /// connection). Returns the bytes it had to take from the stream to find out, to be parsed
+    /// first (none on plain TCP, which waits for readiness). Interrupted by the sweep through
+    /// `slot` like `read`; the end of the stream is an error.
+    async fn wait_parked(&mut self, slot: &ConnSlot) -> io::Result<BytesMut>;
 
     /// Writes all of `buf`. A caller that must give up (a deadline) drops the future.
     async fn write_all<B: IoBuf + AsRef<[u8]> + 'static>(&mut self, buf: B) -> (io::Result<()>, B);
@@ -78,6 +87,19 @@ impl Transport for TcpStream {
         }
     }
 
+    async fn wait_parked(&mut self, slot: &ConnSlot) -> io::Result<BytesMut> {
+        // Readiness only: a poll takes nothing from the socket, so the sweep can drop it on
+        // io_uring as on epoll, and it holds no buffer. Its future is 152 bytes against a read's
+        // 472, and every parked connection holds it. `false`: on epoll, confirm with poll(2)
+        // rather than trust a readiness bit left from the last read.
+        let mut ready = pin!(self.readable(false));
+        match poll_fn(|cx| slot.poll_interruptible(cx, ready.as_mut())).await {
+            Some(Ok(())) => Ok(BytesMut::new()),
+            Some(Err(err)) => Err(err),
+            None => Err(io::ErrorKind::Interrupted.into()),
+        }
+    }
+
     async fn write_all<B: IoBuf + AsRef<[u8]> + 'static>(&mut self, buf: B) -> (io::Result<()>, B) {
         let (res, buf) = AsyncWriteRentExt::write_all(self, buf).await;
         (res.map(drop), buf)
@@ -107,6 +129,18 @@ impl Transport for TlsStream {
             .await
         };
         (res, buf)
+    }
+
+    async fn wait_parked(&mut self, slot: &ConnSlot) -> io::Result<BytesMut> {
+        // rustls may hold decrypted bytes already, which socket readiness would not show: read
+        // into a tiny buffer instead.
+        let small = BytesMut::with_capacity(PARK_BUF_SIZE);
+        let (res, small) = Transport::read(self, small, slot).await;
+        match res {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => Ok(small),
+            Err(err) => Err(err),
+        }
     }
 
     async fn write_all<B: IoBuf + AsRef<[u8]> + 'static>(&mut self, buf: B) -> (io::Result<()>, B) {
