@@ -162,7 +162,7 @@ pub(crate) async fn serve_h1<S: Service, T: Transport>(
     };
     // The active loop's future is large (about 2.5 KiB: it holds a request, a response and the
     // I/O futures), so it lives in a box while the connection is busy and is freed when the
-    // connection parks. A parked connection holds only `H1Connection` and a 16-byte buffer,
+    // connection parks. A parked connection holds only `H1Connection` and a readiness wait,
     // which is what keeps 10,000 idle keep-alive connections cheap. One allocation per busy
     // period, not per request.
     loop {

@@ -19,7 +19,7 @@
 //!
 //! Because a cancelled read can give its buffer back, a connection can also be *parked*: an idle
 //! keep-alive connection's read is interrupted after a second, it hands its buffers back to the
-//! shard's pool, and waits with a tiny buffer instead. That is what keeps an idle connection's
+//! shard's pool, and waits for readability with no buffer. That is what keeps an idle connection's
 //! memory small (see ARCHITECTURE.md, "Idle connections").
 
 use std::cell::{Cell, RefCell};
