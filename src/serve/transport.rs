@@ -9,7 +9,6 @@
 
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
-
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
