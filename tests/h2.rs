@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use h2::client::SendRequest;
-use h2::{Reason, RecvStream, SendStream};
+use h2::{Reason, SendStream};
 use http::{Method, StatusCode};
 
-use common::{run, Server};
+use common::{read_body, run, Server};
 use h2frames::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -130,17 +130,6 @@ fn request(method: Method, path: &str, headers: &[(&str, &str)]) -> http::Reques
         req = req.header(*name, *value);
     }
     req.body(()).unwrap()
-}
-
-/// Reads a whole body, giving the window back as it goes.
-async fn read_body(mut body: RecvStream) -> Result<Vec<u8>, h2::Error> {
-    let mut out = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk?;
-        let _ = body.flow_control().release_capacity(chunk.len());
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
 
 /// Sends `data` within flow control, ending the stream.

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::app::AppServer;
-use common::run;
+use common::{read_body, run};
 use h2::client::SendRequest;
-use h2::{Reason, RecvStream};
+use h2::Reason;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use percore::{App, Ctx, Request};
 
@@ -87,17 +87,6 @@ fn get(path: &str) -> http::Request<()> {
         .uri(format!("http://localhost{path}"))
         .body(())
         .unwrap()
-}
-
-/// Reads a whole body, giving the window back as it goes.
-async fn read_body(mut body: RecvStream) -> Result<Vec<u8>, h2::Error> {
-    let mut out = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk?;
-        let _ = body.flow_control().release_capacity(chunk.len());
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
 
 async fn fetch(send: &SendRequest<Bytes>, path: &str) -> (http::response::Parts, Vec<u8>) {

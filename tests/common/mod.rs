@@ -282,6 +282,17 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 pub mod app;
 
+/// Reads a whole HTTP/2 response body with h2's client, giving the window back as it goes.
+pub async fn read_body(mut body: h2::RecvStream) -> Result<Vec<u8>, h2::Error> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 /// Runs `fut` to completion on a current-thread tokio runtime (for the async clients: h2,
 /// hyper), within `limit` (a failure bound).
 pub fn run<F: std::future::Future>(limit: Duration, fut: F) -> F::Output {
