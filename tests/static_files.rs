@@ -462,6 +462,36 @@ fn if_none_match_exact_list_star_and_weak_give_304_without_a_body() {
 }
 
 #[test]
+fn a_304_carries_the_cache_update_fields_and_no_other_metadata() {
+    // RFC 9110 §15.4.5: ETag, Cache-Control, Vary and Date, which update the stored response;
+    // no Last-Modified beside an ETag, no Content-Type or Content-Length of a body not sent.
+    let root = TempRoot::new("304-fields");
+    root.write("big.txt", text(20 * 1024));
+    let server = serve(&root, &[]);
+    let fresh = get(&server, "/big.txt", &[]);
+    let etag = header(&fresh, "etag").to_owned();
+    assert!(fresh.header("last-modified").is_some());
+
+    let (res, _) = exchange(&server, "GET", "/big.txt", &[("If-None-Match", &etag)]);
+    assert_eq!(res.status, 304);
+    assert_eq!(header(&res, "etag"), etag);
+    assert_eq!(
+        header(&res, "cache-control"),
+        header(&fresh, "cache-control")
+    );
+    assert_eq!(header(&res, "vary"), header(&fresh, "vary"));
+    assert!(res.header("date").is_some());
+    for absent in [
+        "last-modified",
+        "content-type",
+        "content-length",
+        "accept-ranges",
+    ] {
+        assert!(res.header(absent).is_none(), "{absent} on a 304");
+    }
+}
+
+#[test]
 fn if_none_match_compares_the_entity_tag_of_the_coded_representation() {
     let root = TempRoot::new("inm-coded");
     root.write("big.txt", text(20 * 1024));

@@ -254,10 +254,6 @@ impl StaticFiles {
         {
             let h = res.headers_mut();
             h.insert(ETAG, validators.etag_header().clone());
-            h.insert(
-                LAST_MODIFIED,
-                validators.last_modified_header_at(std::time::SystemTime::now()),
-            );
             if let Some(cc) = self.cache_control_for(rel) {
                 h.insert(CACHE_CONTROL, cc.clone());
             }
@@ -267,23 +263,28 @@ impl StaticFiles {
         }
 
         // 2. Preconditions, against the chosen representation (RFC 9110 §13.2.2).
-        match evaluate(
+        let precondition = evaluate(
             req.method(),
             headers.get_all("if-match"),
             headers.get("if-unmodified-since"),
             headers.get_all("if-none-match"),
             headers.get("if-modified-since"),
             &validators,
-        ) {
-            Precondition::Proceed => {}
-            Precondition::NotModified => {
-                *res.status_mut() = StatusCode::NOT_MODIFIED;
-                return res;
-            }
-            Precondition::PreconditionFailed => {
-                *res.status_mut() = StatusCode::PRECONDITION_FAILED;
-                return res;
-            }
+        );
+        if precondition == Precondition::NotModified {
+            // RFC 9110 §15.4.5: a 304 carries the fields that update a cache's stored response
+            // (ETag, Cache-Control, Vary; Date from the connection) and no other representation
+            // metadata. With an ETag there, Last-Modified would only repeat what the cache has.
+            *res.status_mut() = StatusCode::NOT_MODIFIED;
+            return res;
+        }
+        res.headers_mut().insert(
+            LAST_MODIFIED,
+            validators.last_modified_header_at(std::time::SystemTime::now()),
+        );
+        if precondition == Precondition::PreconditionFailed {
+            *res.status_mut() = StatusCode::PRECONDITION_FAILED;
+            return res;
         }
 
         {
