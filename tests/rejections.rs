@@ -90,6 +90,29 @@ fn limits_give_414_431_and_413() {
 }
 
 #[test]
+fn a_client_that_sends_the_whole_oversized_body_before_reading_still_gets_the_413() {
+    // What nginx does as a reverse proxy: it writes the declared body to the end, then reads the
+    // answer; a reset while it writes becomes a 502 for its client. The 413 is sent at once, and
+    // the body is read and thrown away until the client is done.
+    let server = Server::start(&["--max-body", "64KiB"]);
+    let mut s = server.connect();
+    let body = vec![b'x'; 4 * 1024 * 1024];
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body)
+        .expect("the server read the whole body before closing");
+    let res = ResponseReader::new()
+        .read(&mut s, false)
+        .expect("the 413 arrives after the body was sent");
+    assert_eq!(res.status, 413);
+    assert_eq!(res.header("connection"), Some("close"));
+    assert!(closed_by_server(&mut s), "connection left open");
+}
+
+#[test]
 fn chunked_body_over_the_limit_is_413() {
     let server = Server::start(&["--max-body", "1KiB"]);
     let mut req = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();

@@ -10,9 +10,9 @@ use std::future::Future;
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use super::body::BodyJoiner;
 use super::h2_wire::PREFACE;
@@ -72,11 +72,12 @@ impl Future for YieldOnce {
         Poll::Pending
     }
 }
-/// After rejecting a request, how long and how much we keep draining before the close, so the
+/// After rejecting a request, how long we keep reading (and discarding) before the close, so the
 /// kernel does not answer the client's unread bytes with a RST that destroys our error response
-/// before the client read it (nginx's `lingering_close` does the same).
-const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
-const LINGER_MAX_BYTES: usize = 64 * 1024;
+/// before the client read it. Bounded by time only, as nginx's `lingering_close` is: a proxy in
+/// front (nginx) sends the whole request body before it reads our 413, and reports a 502 if the
+/// connection is reset under it, however large the body.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the connection stops waiting on its socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,7 +285,7 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
                             if self.flush().await.is_err() {
                                 return Active::Closed;
                             }
-                            YieldNow(false).await;
+                            YieldOnce::default().await;
                             served = 0;
                         }
                     }
@@ -789,13 +790,11 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
             return;
         }
         let deadline = self.ctx.deadline(LINGER);
-        let mut drained = 0;
-        while drained < LINGER_MAX_BYTES {
+        loop {
             self.rbuf.clear();
             if self.read_in_request(deadline).await.is_err() {
                 return;
             }
-            drained += self.rbuf.len();
         }
     }
 
@@ -812,22 +811,6 @@ impl<S: Service, T: Transport> H1Connection<'_, S, T> {
 enum BodyError {
     Parse(ParseError),
     End(End),
-}
-
-/// Yields once to the shard's other tasks (monoio 0.2 has no `yield_now`).
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
 }
 
 #[cfg(test)]
