@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Interop of TLS and HTTP/2 with independent clients from Debian (curl, nghttp, h2load):
+# Interop of TLS and HTTP/2 with independent clients from Debian (curl, nghttp, h2load, openssl):
 # starts `percore serve` with a plain and a TLS listener (self-signed development certificate,
 # written out so the clients can trust it), runs each check, and stops the server by PID.
 #
@@ -109,6 +109,25 @@ check "h2load: 10 connections x 10 streams, 4 KiB file (h2c)" '5000 succeeded, 0
   h2load -n 5000 -c 10 -m 10 "$PLAIN/4k.bin"
 check "h2load: 1 MiB x 20 over one connection" '20 succeeded, 0 failed, 0 errored' \
   h2load -n 20 -c 1 -m 20 "$TLS/1m.bin"
+
+# OpenSSL's client, an independent TLS stack: versions, ALPN, and resumption for TLS 1.2 (session
+# id or ticket) and TLS 1.3 (tickets, which arrive after the handshake: the first connection reads a
+# response to its end, so it has them before it saves the session).
+ossl() { timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername localhost -CAfile "$CERT" "$@" 2>&1; }
+GET_CLOSE=$'GET /plaintext HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'
+for v in tls1_2 tls1_3; do
+  printf '%s' "$GET_CLOSE" | ossl "-$v" -ign_eof -sess_out "$WORK/sess-$v.pem" >/dev/null || true
+  out=$(printf '%s' "$GET_CLOSE" | ossl "-$v" -ign_eof -sess_in "$WORK/sess-$v.pem" |
+    grep -a -E '^(New|Reused),|Verify return code|Hello' | tr '\n' ' ' || true)
+  check "openssl s_client -$v: verified, then resumed with the saved session" \
+    '^Reused, TLSv1\.[23].*Verify return code: 0 \(ok\).*Hello, World!' printf '%s' "$out"
+done
+for alpn in h2 http/1.1; do
+  check "openssl s_client -alpn $alpn: ALPN $alpn" "ALPN protocol: $alpn" \
+    printf '%s' "$(echo | ossl -alpn "$alpn" | grep -a ALPN || true)"
+done
+check "openssl s_client -tls1_1: refused" '^refused$' \
+  printf '%s' "$(if echo | ossl -tls1_1 >/dev/null; then echo accepted; else echo refused; fi)"
 
 if [[ $fails -gt 0 ]]; then
   echo "--- server log"
