@@ -142,6 +142,31 @@ impl Headers {
         fields
     }
 
+    /// The field storage, emptied, for the parser to fill in place (the head bytes, if any, are
+    /// let go: no field may point into them); take it back with `take_filled`.
+    #[inline]
+    pub(crate) fn fields_to_fill(&mut self) -> &mut Vec<Field> {
+        if !self.section.is_empty() {
+            self.section = Bytes::new();
+        }
+        self.fields.clear();
+        &mut self.fields
+    }
+
+    /// The fields filled in place since `fields_to_fill`, with their storage; this list is left
+    /// without any.
+    #[inline]
+    pub(crate) fn take_filled(&mut self) -> Vec<Field> {
+        std::mem::take(&mut self.fields)
+    }
+
+    /// Exchange the storage that `fields_to_fill` gave, and the fields filled in it so far, with
+    /// `fields`, which must be empty: the parser goes on filling it in its own state.
+    pub(crate) fn swap_fields_filled(&mut self, fields: &mut Vec<Field>) {
+        debug_assert!(fields.is_empty() && self.section.is_empty());
+        std::mem::swap(&mut self.fields, fields);
+    }
+
     /// Exchange the field storage with `fields`, which must be empty (the parser fills a recycled
     /// list in place). The head bytes are kept until `take_fields`: no field points into them.
     pub(crate) fn swap_fields(&mut self, fields: &mut Vec<Field>) {
