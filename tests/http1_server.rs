@@ -75,6 +75,19 @@ fn method_not_allowed_lists_allow() {
 }
 
 #[test]
+fn options_asterisk_answers_for_the_whole_server() {
+    // RFC 9110 §9.3.7: `OPTIONS *` asks about the server, not a resource (proxies send it as a
+    // ping). The built-in app's routes take GET (and so HEAD), POST and PUT.
+    let server = Server::start(&[]);
+    let res = roundtrip(&server, b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(res.status, 204);
+    assert_eq!(res.header("allow"), Some("GET, HEAD, POST, PUT, OPTIONS"));
+    // Any other method with `*` is a malformed request.
+    let res = roundtrip(&server, b"GET * HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(res.status, 400);
+}
+
+#[test]
 fn echoes_a_content_length_body() {
     let server = Server::start(&[]);
     let body = vec![b'x'; 100_000];

@@ -8,6 +8,7 @@ use http::StatusCode;
 use crate::context::{Ctx, PathParams};
 use crate::error::Error;
 use crate::handler::Handler;
+use crate::http1::TargetForm;
 use crate::middleware::{Endpoint, Layers, Next};
 use crate::response::IntoResponse;
 use crate::router::{MethodMatch, MethodTable, Tree};
@@ -53,6 +54,9 @@ pub(super) struct Routes<S> {
     pub(super) shard: ShardHandle,
     pub(super) fallback: Option<Rc<dyn Handler<S>>>,
     pub(super) trailing_slash: TrailingSlash,
+    /// `Allow` for `OPTIONS *` (RFC 9110 §9.3.7: the server in general): every method some route
+    /// takes. Set by `App::finish`.
+    pub(super) server_allow: HeaderValue,
 }
 
 impl<S: 'static> Routes<S> {
@@ -63,6 +67,7 @@ impl<S: 'static> Routes<S> {
             shard: ShardHandle::standalone(),
             fallback: None,
             trailing_slash: TrailingSlash::default(),
+            server_allow: HeaderValue::from_static("OPTIONS"),
         }
     }
 
@@ -101,6 +106,12 @@ impl<S: 'static> Routes<S> {
 
 impl<S: 'static> Endpoint for Routes<S> {
     fn call<'a>(&'a self, req: Request) -> LocalBoxFuture<'a, Response> {
+        if req.target().form() == TargetForm::Asterisk {
+            // Only OPTIONS takes the asterisk-form (the parser refuses it otherwise).
+            let mut res = StatusCode::NO_CONTENT.into_response();
+            res.headers_mut().insert(ALLOW, self.server_allow.clone());
+            return ready(res);
+        }
         let found = self.tree.at(req.path()).map(|m| {
             let params = if m.value.names.is_empty() {
                 PathParams::default()

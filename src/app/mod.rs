@@ -180,6 +180,8 @@ impl<S: 'static> App<S> {
             return Err(RouteErrors(std::mem::take(&mut self.errors)));
         }
         self.chain = Rc::from(std::mem::take(&mut self.layers));
+        let tables = self.routes.tree.iter().map(|(_, route)| &route.methods);
+        self.routes.server_allow = MethodTable::union_allow(tables);
         Ok(self)
     }
 

@@ -74,20 +74,19 @@ impl<H> MethodTable<H> {
     }
 
     fn compute_allow(&self) -> HeaderValue {
-        let mut methods: Vec<Method> = self.entries.iter().map(|(m, _)| m.clone()).collect();
-        if self.get(&Method::GET).is_some() && self.get(&Method::HEAD).is_none() {
-            methods.push(Method::HEAD);
-        }
-        if self.get(&Method::OPTIONS).is_none() {
-            methods.push(Method::OPTIONS);
-        }
-        methods.sort_by(|a, b| rank(a).cmp(&rank(b)));
-        let list = methods
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        HeaderValue::from_str(&list).expect("method names are tokens, valid in a header value")
+        allow_value(self.entries.iter().map(|(m, _)| m.clone()).collect())
+    }
+
+    /// `Allow` for the server as a whole (an `OPTIONS *`): every method some table takes.
+    pub fn union_allow<'a>(tables: impl IntoIterator<Item = &'a MethodTable<H>>) -> HeaderValue
+    where
+        H: 'a,
+    {
+        let methods = tables
+            .into_iter()
+            .flat_map(|t| t.entries.iter().map(|(m, _)| m.clone()))
+            .collect();
+        allow_value(methods)
     }
 
     fn get(&self, method: &Method) -> Option<&H> {
@@ -115,6 +114,23 @@ impl<H> MethodTable<H> {
         }
         MethodMatch::NotAllowed(&self.allow)
     }
+}
+
+/// The `Allow` list of `methods`: HEAD wherever GET is (a GET handler answers it), OPTIONS always,
+/// each once, in `rank` order.
+fn allow_value(mut methods: Vec<Method>) -> HeaderValue {
+    if methods.contains(&Method::GET) {
+        methods.push(Method::HEAD);
+    }
+    methods.push(Method::OPTIONS);
+    methods.sort_by(|a, b| rank(a).cmp(&rank(b)));
+    methods.dedup();
+    let list = methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    HeaderValue::from_str(&list).expect("method names are tokens, valid in a header value")
 }
 
 #[cfg(test)]
@@ -170,6 +186,18 @@ mod tests {
             MethodMatch::Handler(&"any")
         ));
         assert!(matches!(t.lookup(&Method::GET), MethodMatch::Handler(&"h")));
+    }
+
+    #[test]
+    fn union_allow_lists_each_method_of_any_table_once() {
+        let a = table(&[Method::GET, Method::POST]);
+        let b = table(&[Method::POST, Method::from_bytes(b"PURGE").unwrap()]);
+        let c = table(&[]);
+        assert_eq!(
+            MethodTable::union_allow([&a, &b, &c]),
+            "GET, HEAD, POST, OPTIONS, PURGE"
+        );
+        assert_eq!(MethodTable::<()>::union_allow([]), "OPTIONS");
     }
 
     #[test]
