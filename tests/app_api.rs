@@ -8,15 +8,9 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::app::AppServer;
+use common::client;
 use percore::{App, Ctx, Error, Json, Request};
 use serde::{Deserialize, Serialize};
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
 
 #[derive(Default)]
 struct Counter(Cell<u64>);

@@ -9,8 +9,9 @@ mod tls_common;
 
 use std::process::{Command, Stdio};
 
+use common::files::TempDir;
 use common::{roundtrip, Server, BIN};
-use tls_common::{ec_cert, TempDir};
+use tls_common::ec_cert;
 
 /// A site root with one file, and a mounted directory with another.
 fn site(dir: &TempDir) -> (String, String) {

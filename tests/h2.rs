@@ -19,8 +19,6 @@ mod h2frames;
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,76 +26,27 @@ use h2::client::SendRequest;
 use h2::{Reason, SendStream};
 use http::{Method, StatusCode};
 
+use common::files::{pattern, TempDir};
 use common::{read_body, run, Server};
 use h2frames::*;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
 
-/// A directory under the system temp dir, unique per test, removed when dropped.
-struct TempRoot {
-    dir: PathBuf,
-}
-
-impl TempRoot {
-    fn new(tag: &str) -> TempRoot {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .subsec_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "percore-h2-{tag}-{}-{}-{nanos:x}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp root");
-        TempRoot { dir }
-    }
-
-    fn path(&self) -> &str {
-        self.dir.to_str().expect("utf-8 temp dir")
-    }
-
-    fn write(&self, rel: &str, contents: &[u8]) {
-        std::fs::write(self.dir.join(rel), contents).expect("write test file");
-    }
-}
-
-impl Drop for TempRoot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 const MIB: usize = 1024 * 1024;
 
-/// `len` bytes of xorshift64* output: known content no compressor or cache could fake.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// A root with `big.bin` (1 MiB) and `huge.bin` (4 MiB) of pseudo-random bytes.
-fn files_root() -> (TempRoot, Vec<u8>, Vec<u8>) {
-    let root = TempRoot::new("files");
-    let big = pseudo_random(MIB, 0x5eed);
-    let huge = pseudo_random(4 * MIB, 0xfeed);
+fn files_root() -> (TempDir, Vec<u8>, Vec<u8>) {
+    let root = TempDir::new("files");
+    let big = pattern(MIB, 0x5eed);
+    let huge = pattern(4 * MIB, 0xfeed);
     root.write("big.bin", &big);
     root.write("huge.bin", &huge);
     (root, big, huge)
 }
 
-fn serve_root(root: &TempRoot, extra: &[&str]) -> Server {
-    let mut flags = vec!["--root", root.path()];
+fn serve_root(root: &TempDir, extra: &[&str]) -> Server {
+    let mut flags = vec!["--root", root.path_str()];
     flags.extend_from_slice(extra);
     Server::start(&flags)
 }
@@ -267,7 +216,7 @@ fn one_mib_static_file_download() {
 #[test]
 fn one_mib_upload_is_echoed_exactly() {
     let server = Server::start(&["--max-body", "2MiB"]);
-    let payload = pseudo_random(MIB, 0xec40);
+    let payload = pattern(MIB, 0xec40);
     run(Duration::from_secs(60), async {
         let (send, _conn) = h2_connect(server.addr).await;
         // Declared length, then the same without one (the body's end is END_STREAM).
@@ -291,7 +240,7 @@ fn post_over_the_body_limit_gets_413() {
     let server = Server::start(&[]);
     run(Duration::from_secs(60), async {
         let (send, _conn) = h2_connect(server.addr).await;
-        let over = Bytes::from(pseudo_random(MIB + 1, 7));
+        let over = Bytes::from(pattern(MIB + 1, 7));
 
         // Declared: refused on the head.
         let len = over.len().to_string();
@@ -1260,8 +1209,8 @@ fn a_download_acknowledged_every_4_kib_is_never_cut_off() {
 
 #[test]
 fn a_client_cancelling_one_stream_in_ten_is_never_cut_off() {
-    let root = TempRoot::new("cancel");
-    let mid = pseudo_random(512 * 1024, 0xc0ffee);
+    let root = TempDir::new("cancel");
+    let mid = pattern(512 * 1024, 0xc0ffee);
     root.write("mid.bin", &mid);
     let server = serve_root(&root, &[]);
     run(Duration::from_secs(120), async {

@@ -243,7 +243,7 @@ fn pipelined_request_is_answered_over_http11_before_the_101() {
 
 #[test]
 fn upgraded_request_is_logged_as_http2() {
-    let dir = tls_common::TempDir::new("h2c-upgrade-log");
+    let dir = common::files::TempDir::new("h2c-upgrade-log");
     let log = dir.file("access.log");
     let server = Server::start(&["--access-log", &log]);
     let mut conn = upgrade(&server, &upgrade_request("GET", "/healthz", ""));
@@ -349,8 +349,9 @@ fn tls_listener_ignores_upgrade() {
     let request = upgrade_request("GET", "/plaintext", "");
     conn.tls.write_all(request.as_bytes()).unwrap();
     conn.tls.flush().unwrap();
-    let mut buf = Vec::new();
-    let res = tls_common::read_response(&mut conn.tls, &mut buf).expect("a response");
+    let res = ResponseReader::new()
+        .read(&mut conn.tls, false)
+        .expect("a response");
     assert_eq!(res.status, 200);
     assert_eq!(res.body, PLAINTEXT);
     assert_eq!(conn.get("/plaintext").unwrap().status, 200);

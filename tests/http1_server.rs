@@ -7,14 +7,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::time::Duration;
 
-use common::{closed_by_server, roundtrip, ResponseReader, Server};
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
+use common::{client, closed_by_server, roundtrip, ResponseReader, Server};
 
 #[test]
 fn serves_plaintext_json_and_health_to_reqwest() {

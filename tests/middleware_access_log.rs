@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::app::AppServer;
-use common::ResponseReader;
+use common::{client, ResponseReader};
 use percore::logging::AccessLogTarget;
 use percore::middleware::{AccessLog, AccessLogConfig, RequestIds};
 use percore::{App, Ctx, Request, ShardHandle};
@@ -72,13 +72,6 @@ fn app(shard: &ShardHandle) -> App {
 fn start() -> AppServer {
     access_log();
     AppServer::start(2, app)
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
 }
 
 #[test]

@@ -9,20 +9,13 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::app::AppServer;
-use common::{RawResponse, ResponseReader};
+use common::{client, RawResponse, ResponseReader};
 use http::header::{HeaderName, HeaderValue};
 use http::Method;
 use percore::middleware::{AllowedHeaders, AllowedOrigins, Cors, CorsConfig};
 use percore::{App, Ctx, Request, Response};
 
 const APP_ORIGIN: &str = "https://app.example";
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
 
 /// Allows `https://app.example` to use GET/PUT/DELETE with `content-type` and `x-token`, and to
 /// read `x-total`.

@@ -6,38 +6,20 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::app::AppServer;
+use common::{RawResponse, ResponseReader};
 use percore::middleware::{RateLimit, RateLimitConfig, TrustedProxies};
 use percore::{App, Ctx, Request};
-
-/// One response off a keep-alive connection.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn body_str(&self) -> &str {
-        std::str::from_utf8(&self.body).expect("utf-8 body")
-    }
-}
 
 /// A keep-alive connection that sends one request at a time.
 struct Conn {
     stream: TcpStream,
-    buf: Vec<u8>,
+    reader: ResponseReader,
 }
 
 impl Conn {
@@ -49,57 +31,16 @@ impl Conn {
         stream.set_nodelay(true).expect("nodelay");
         Conn {
             stream,
-            buf: Vec::with_capacity(4096),
+            reader: ResponseReader::new(),
         }
     }
 
-    fn get(&mut self, path: &str, extra_headers: &str) -> Reply {
+    fn get(&mut self, path: &str, extra_headers: &str) -> RawResponse {
         let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra_headers}\r\n");
         self.stream.write_all(req.as_bytes()).expect("write");
-        self.read()
-    }
-
-    fn read(&mut self) -> Reply {
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut res = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(head_len) = res.parse(&self.buf).expect("a response")
-            {
-                let headers: Vec<(String, String)> = res
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_owned(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
-                    .collect();
-                let len = headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                    .map_or(0, |(_, v)| v.trim().parse::<usize>().expect("length"));
-                let status = res.code.expect("status");
-                while self.buf.len() < head_len + len {
-                    self.fill();
-                }
-                let body = self.buf[head_len..head_len + len].to_vec();
-                self.buf.drain(..head_len + len);
-                return Reply {
-                    status,
-                    headers,
-                    body,
-                };
-            }
-            self.fill();
-        }
-    }
-
-    fn fill(&mut self) {
-        let mut chunk = [0u8; 8192];
-        let n = self.stream.read(&mut chunk).expect("read");
-        assert!(n > 0, "the server closed the connection");
-        self.buf.extend_from_slice(&chunk[..n]);
+        self.reader
+            .read(&mut self.stream, false)
+            .expect("a response")
     }
 }
 

@@ -10,19 +10,12 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::app::AppServer;
-use common::{RawResponse, ResponseReader};
+use common::{client, RawResponse, ResponseReader};
 use http::header::HeaderValue;
 use percore::middleware::{
     CrossOriginOpenerPolicy, FrameOptions, SecurityHeaders, SecurityHeadersConfig,
 };
 use percore::{App, Ctx, Request, Response};
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
 
 /// `/` (plain), `/embeddable` (sets its own `X-Frame-Options: SAMEORIGIN` and CSP), behind the
 /// layer built from `config`.

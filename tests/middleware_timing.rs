@@ -4,9 +4,9 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use common::app::AppServer;
+use common::client;
 use percore::metrics::metrics_handler;
 use percore::middleware::{Timing, TimingConfig};
 use percore::{App, Ctx, Request, ShardHandle};
@@ -18,13 +18,6 @@ fn app(shard: &ShardHandle) -> App {
         })
         .get("/metrics", metrics_handler::<()>)
         .layer(Timing::new(TimingConfig::default(), shard))
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
 }
 
 /// The value of the sample `name` (a whole metric name with its labels) in Prometheus text.

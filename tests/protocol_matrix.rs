@@ -9,12 +9,11 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use common::codings::{gunzip, unbrotli, unzstd};
+use common::files::{pattern, text, TempDir};
 use common::{eventually, Server};
 use reqwest::blocking::Client;
 use reqwest::header::HeaderMap;
@@ -23,43 +22,6 @@ use reqwest::{Method, Version};
 
 // ---------------------------------------------------------------------------------------------
 // Harness: a temporary root, the four protocols and their clients
-
-/// A directory under the system temp dir, unique per test, removed when dropped.
-struct TempRoot(PathBuf);
-
-impl TempRoot {
-    fn new(tag: &str) -> TempRoot {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "percore-matrix-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp root");
-        TempRoot(dir)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp dir")
-    }
-
-    fn file(&self, rel: &str) -> String {
-        self.0.join(rel).to_str().expect("utf-8 path").to_owned()
-    }
-
-    fn write(&self, rel: &str, contents: impl AsRef<[u8]>) {
-        let path = self.0.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).expect("create parent dir");
-        std::fs::write(&path, contents).expect("write test file");
-    }
-}
-
-impl Drop for TempRoot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Proto {
@@ -97,14 +59,14 @@ struct Matrix {
     hsts: String,
     /// `--timing`: every answer carries Server-Timing (its value differs by design).
     timing: bool,
-    _dir: TempRoot,
+    _dir: TempDir,
     clients: Vec<(Proto, Client, String)>,
 }
 
 impl Matrix {
     /// `percore serve --tls-listen 127.0.0.1:0 --dev-cert-out PEM` plus `extra`.
     fn start(extra: &[&str]) -> Matrix {
-        let dir = TempRoot::new("cert");
+        let dir = TempDir::new("cert");
         let pem_path = dir.file("dev.pem");
         let mut flags = vec!["--tls-listen", "127.0.0.1:0", "--dev-cert-out", &pem_path];
         flags.extend_from_slice(extra);
@@ -464,53 +426,6 @@ fn comparable(r: &Resp, multipart: bool) -> BTreeMap<String, Vec<String>> {
 // ---------------------------------------------------------------------------------------------
 // Bodies
 
-/// Deterministic bytes (xorshift).
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// About `len` bytes of compressible ASCII text.
-fn text(len: usize) -> Vec<u8> {
-    let words = ["alpha ", "beta ", "gamma ", "delta ", "static ", "file\n"];
-    let seeds = pattern(len, 7);
-    let mut out = Vec::with_capacity(len);
-    let mut i = 0;
-    while out.len() < len {
-        out.extend_from_slice(words[seeds[i] as usize % words.len()].as_bytes());
-        i += 1;
-    }
-    out.truncate(len);
-    out
-}
-
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .expect("valid gzip");
-    out
-}
-
-fn unbrotli(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    brotli::Decompressor::new(bytes, 4096)
-        .read_to_end(&mut out)
-        .expect("valid brotli");
-    out
-}
-
-fn unzstd(bytes: &[u8]) -> Vec<u8> {
-    zstd::stream::decode_all(bytes).expect("valid zstd")
-}
-
 /// The parts of a `multipart/byteranges` answer: (content-type, content-range, bytes) each,
 /// delimited by the boundary its Content-Type names; each part's length from its Content-Range.
 fn parts(r: &Resp) -> Vec<(String, String, Vec<u8>)> {
@@ -567,7 +482,7 @@ fn parts(r: &Resp) -> Vec<(String, String, Vec<u8>)> {
 
 /// The static root every case below reads.
 struct Site {
-    root: TempRoot,
+    root: TempDir,
     hello: Vec<u8>,
     big: Vec<u8>,
     data: Vec<u8>,
@@ -579,7 +494,7 @@ struct Site {
 }
 
 fn site() -> Site {
-    let root = TempRoot::new("root");
+    let root = TempDir::new("root");
     let s = Site {
         hello: b"hello, matrix\n".to_vec(),
         big: text(40_000),
@@ -606,7 +521,7 @@ fn site() -> Site {
 fn start_site(s: &Site) -> Matrix {
     Matrix::start(&[
         "--root",
-        s.root.path(),
+        s.root.path_str(),
         "--cors-origin",
         "https://app.example",
     ])
@@ -977,7 +892,7 @@ fn rate_limit_answers_429_alike_over_every_protocol() {
 /// `--access-log FILE`: one JSON line per request, `protocol` naming the one it came over.
 #[test]
 fn access_log_names_the_protocol() {
-    let dir = TempRoot::new("log");
+    let dir = TempDir::new("log");
     let log = dir.file("access.log");
     let m = Matrix::start(&["--access-log", &log]);
     for (p, c, base) in &m.clients {
@@ -1026,16 +941,16 @@ fn access_log_names_the_protocol() {
 /// pattern, a shorter HSTS max-age, timing, and a smaller body limit.
 #[test]
 fn optional_flags_agree_over_every_protocol() {
-    let root = TempRoot::new("flags");
+    let root = TempDir::new("flags");
     root.write("index.html", "<div id=app></div>");
     root.write("site.css", "body{}");
     root.write("app.js", "boot()");
     root.write("files/plain.txt", "plain");
     root.write("files/.hidden", "x");
-    std::fs::create_dir_all(root.0.join("files/sub")).unwrap();
+    root.mkdir("files/sub");
     let m = Matrix::start(&[
         "--root",
-        root.path(),
+        root.path_str(),
         "--listing",
         "--spa-fallback",
         "index.html",

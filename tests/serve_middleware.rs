@@ -5,14 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, Server, BIN};
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
+use common::files::TempDir;
+use common::{client, eventually, Server, BIN};
 
 #[test]
 fn default_stack_sends_request_id_and_security_headers() {
@@ -54,10 +48,9 @@ fn no_middleware_flag_serves_bare_routes() {
 
 #[test]
 fn access_log_file_gets_one_json_line_per_request() {
-    let path =
-        std::env::temp_dir().join(format!("percore-serve-access-{}.log", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let mut server = Server::start(&["--access-log", path.to_str().unwrap()]);
+    let dir = TempDir::new("access-log");
+    let path = dir.file("access.log");
+    let mut server = Server::start(&["--access-log", &path]);
     let c = client();
     for i in 0..5 {
         let res = c
@@ -96,7 +89,6 @@ fn access_log_file_gets_one_json_line_per_request() {
         "queries are left out unless asked"
     );
     assert_eq!(lines[5]["status"], 404);
-    let _ = std::fs::remove_file(&path);
 }
 
 #[test]

@@ -9,65 +9,19 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{RawResponse, ResponseReader, Server};
+use common::codings::{gunzip, unbrotli, unzstd};
+use common::files::{pattern, text, TempDir};
+use common::{client, stable_headers, RawResponse, ResponseReader, Server};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
 
-/// A directory under the system temp dir, unique per test, removed when dropped.
-struct TempRoot {
-    dir: PathBuf,
-}
-
-impl TempRoot {
-    fn new(tag: &str) -> TempRoot {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .subsec_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "percore-sf-{tag}-{}-{}-{nanos:x}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp root");
-        TempRoot { dir }
-    }
-
-    fn path(&self) -> &str {
-        self.dir.to_str().expect("utf-8 temp dir")
-    }
-
-    /// Writes `rel` (creating its parent directories) and returns its full path.
-    fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("create parent dir");
-        }
-        std::fs::write(&path, contents).expect("write test file");
-        path
-    }
-
-    fn mkdir(&self, rel: &str) {
-        std::fs::create_dir_all(self.dir.join(rel)).expect("create dir");
-    }
-}
-
-impl Drop for TempRoot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// `percore serve --shards 2 --root ROOT` plus `extra`.
-fn serve(root: &TempRoot, extra: &[&str]) -> Server {
-    let mut flags = vec!["--root", root.path()];
+fn serve(root: &TempDir, extra: &[&str]) -> Server {
+    let mut flags = vec!["--root", root.path_str()];
     flags.extend_from_slice(extra);
     Server::start_with(&["--shards", "2"], &flags, |_| {})
 }
@@ -116,81 +70,13 @@ fn get(server: &Server, target: &str, headers: &[(&str, &str)]) -> RawResponse {
     request(server, "GET", target, headers)
 }
 
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("reqwest client")
-}
-
 fn header<'a>(res: &'a RawResponse, name: &str) -> &'a str {
     res.header(name)
         .unwrap_or_else(|| panic!("no {name} in {:?}", res.headers))
 }
 
-/// The header fields of `res` that do not change between two identical requests.
-fn stable_headers(res: &RawResponse) -> Vec<(String, String)> {
-    let mut headers: Vec<(String, String)> = res
-        .headers
-        .iter()
-        .filter(|(n, _)| !n.eq_ignore_ascii_case("date") && !n.eq_ignore_ascii_case("x-request-id"))
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
-        .collect();
-    headers.sort();
-    headers
-}
-
-/// Deterministic bytes that differ at every offset worth checking (xorshift).
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// About `len` bytes of compressible ASCII text.
-fn text(len: usize) -> Vec<u8> {
-    let words = [
-        "alpha ", "beta ", "gamma ", "delta ", "static ", "file ", "server\n",
-    ];
-    let seeds = pattern(len, 7);
-    let mut out = Vec::with_capacity(len);
-    let mut i = 0;
-    while out.len() < len {
-        out.extend_from_slice(words[seeds[i] as usize % words.len()].as_bytes());
-        i += 1;
-    }
-    out.truncate(len);
-    out
-}
-
 /// Decodes a whole body of one content coding.
 type Decoder = fn(&[u8]) -> Vec<u8>;
-
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .expect("valid gzip");
-    out
-}
-
-fn unbrotli(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    brotli::Decompressor::new(bytes, 4096)
-        .read_to_end(&mut out)
-        .expect("valid brotli");
-    out
-}
-
-fn unzstd(bytes: &[u8]) -> Vec<u8> {
-    zstd::stream::decode_all(bytes).expect("valid zstd")
-}
 
 /// One part of a `multipart/byteranges` body.
 #[derive(Debug)]
@@ -272,7 +158,7 @@ fn parse_byteranges(content_type: &str, body: &[u8]) -> Vec<Part> {
 
 #[test]
 fn get_serves_the_file_bytes() {
-    let root = TempRoot::new("get");
+    let root = TempDir::new("get");
     let contents = pattern(3000, 1);
     root.write("data.bin", &contents);
     let server = serve(&root, &[]);
@@ -294,7 +180,7 @@ fn get_serves_the_file_bytes() {
 
 #[test]
 fn head_has_the_get_headers_and_content_length_without_a_body() {
-    let root = TempRoot::new("head");
+    let root = TempDir::new("head");
     root.write("page.html", text(5000));
     root.write("data.bin", pattern(3000, 2));
     let server = serve(&root, &[]);
@@ -325,7 +211,7 @@ fn head_has_the_get_headers_and_content_length_without_a_body() {
 
 #[test]
 fn content_type_follows_the_extension_with_charset_for_text_and_nosniff() {
-    let root = TempRoot::new("ctype");
+    let root = TempDir::new("ctype");
     let cases = [
         ("a.html", "text/html; charset=utf-8"),
         ("a.css", "text/css; charset=utf-8"),
@@ -360,7 +246,7 @@ fn content_type_follows_the_extension_with_charset_for_text_and_nosniff() {
 
 #[test]
 fn index_html_is_served_for_the_root_and_for_a_directory_with_a_slash() {
-    let root = TempRoot::new("index");
+    let root = TempDir::new("index");
     root.write("index.html", "<h1>home</h1>");
     root.write("docs/index.html", "<h1>docs</h1>");
     let server = serve(&root, &[]);
@@ -378,7 +264,7 @@ fn index_html_is_served_for_the_root_and_for_a_directory_with_a_slash() {
 
 #[test]
 fn directory_without_slash_redirects_308_to_slash_keeping_the_query() {
-    let root = TempRoot::new("redir");
+    let root = TempDir::new("redir");
     root.write("docs/index.html", "docs");
     root.write("docs/deeper/index.html", "deeper");
     root.write("my docs/index.html", "mine");
@@ -406,7 +292,7 @@ fn directory_without_slash_redirects_308_to_slash_keeping_the_query() {
 
 #[test]
 fn etag_and_last_modified_are_present() {
-    let root = TempRoot::new("validators");
+    let root = TempDir::new("validators");
     let path = root.write("a.txt", "hello");
     let server = serve(&root, &[]);
 
@@ -432,7 +318,7 @@ fn etag_and_last_modified_are_present() {
 
 #[test]
 fn if_none_match_exact_list_star_and_weak_give_304_without_a_body() {
-    let root = TempRoot::new("inm");
+    let root = TempDir::new("inm");
     root.write("a.txt", "hello");
     let server = serve(&root, &[]);
     let etag = header(&get(&server, "/a.txt", &[]), "etag").to_owned();
@@ -465,7 +351,7 @@ fn if_none_match_exact_list_star_and_weak_give_304_without_a_body() {
 fn a_304_carries_the_cache_update_fields_and_no_other_metadata() {
     // RFC 9110 §15.4.5: ETag, Cache-Control, Vary and Date, which update the stored response;
     // no Last-Modified beside an ETag, no Content-Type or Content-Length of a body not sent.
-    let root = TempRoot::new("304-fields");
+    let root = TempDir::new("304-fields");
     root.write("big.txt", text(20 * 1024));
     let server = serve(&root, &[]);
     let fresh = get(&server, "/big.txt", &[]);
@@ -493,7 +379,7 @@ fn a_304_carries_the_cache_update_fields_and_no_other_metadata() {
 
 #[test]
 fn if_none_match_compares_the_entity_tag_of_the_coded_representation() {
-    let root = TempRoot::new("inm-coded");
+    let root = TempDir::new("inm-coded");
     root.write("big.txt", text(20 * 1024));
     let server = serve(&root, &[]);
     let ae = ("Accept-Encoding", "gzip");
@@ -515,7 +401,7 @@ fn if_none_match_compares_the_entity_tag_of_the_coded_representation() {
 
 #[test]
 fn if_modified_since_last_modified_gives_304() {
-    let root = TempRoot::new("ims");
+    let root = TempDir::new("ims");
     root.write("a.txt", "hello");
     let server = serve(&root, &[]);
     let last_modified = header(&get(&server, "/a.txt", &[]), "last-modified").to_owned();
@@ -546,7 +432,7 @@ fn if_modified_since_last_modified_gives_304() {
 
 #[test]
 fn if_match_mismatch_gives_412() {
-    let root = TempRoot::new("im");
+    let root = TempDir::new("im");
     root.write("a.txt", "hello");
     let server = serve(&root, &[]);
     let etag = header(&get(&server, "/a.txt", &[]), "etag").to_owned();
@@ -564,7 +450,7 @@ fn if_match_mismatch_gives_412() {
 
 #[test]
 fn if_unmodified_since_in_the_past_gives_412() {
-    let root = TempRoot::new("ius");
+    let root = TempDir::new("ius");
     root.write("a.txt", "hello");
     let server = serve(&root, &[]);
 
@@ -588,7 +474,7 @@ fn if_unmodified_since_in_the_past_gives_412() {
 
 #[test]
 fn single_ranges_give_206_with_the_bytes_and_content_range() {
-    let root = TempRoot::new("range");
+    let root = TempDir::new("range");
     let contents = pattern(10_000, 3);
     root.write("data.bin", &contents);
     let server = serve(&root, &[]);
@@ -623,7 +509,7 @@ fn single_ranges_give_206_with_the_bytes_and_content_range() {
 
 #[test]
 fn several_ranges_give_multipart_byteranges_with_the_right_parts() {
-    let root = TempRoot::new("multi");
+    let root = TempDir::new("multi");
     let contents = text(20_000);
     root.write("big.txt", &contents);
     let server = serve(&root, &[]);
@@ -651,7 +537,7 @@ fn several_ranges_give_multipart_byteranges_with_the_right_parts() {
 
 #[test]
 fn unsatisfiable_range_gives_416_with_content_range_star() {
-    let root = TempRoot::new("416");
+    let root = TempDir::new("416");
     root.write("data.bin", pattern(1000, 4));
     let server = serve(&root, &[]);
 
@@ -664,7 +550,7 @@ fn unsatisfiable_range_gives_416_with_content_range_star() {
 
 #[test]
 fn malformed_range_is_ignored_and_gets_the_whole_file() {
-    let root = TempRoot::new("badrange");
+    let root = TempDir::new("badrange");
     let contents = pattern(1000, 8);
     root.write("data.bin", &contents);
     let server = serve(&root, &[]);
@@ -685,7 +571,7 @@ fn malformed_range_is_ignored_and_gets_the_whole_file() {
 
 #[test]
 fn if_range_with_the_current_etag_gives_206_and_with_an_old_one_200() {
-    let root = TempRoot::new("ifrange");
+    let root = TempDir::new("ifrange");
     let contents = pattern(5000, 5);
     root.write("data.bin", &contents);
     let server = serve(&root, &[]);
@@ -714,7 +600,7 @@ fn if_range_with_the_current_etag_gives_206_and_with_an_old_one_200() {
 
 #[test]
 fn more_ranges_than_max_ranges_get_the_whole_file() {
-    let root = TempRoot::new("maxranges");
+    let root = TempDir::new("maxranges");
     let contents = pattern(10_000, 6);
     root.write("data.bin", &contents);
     let server = serve(&root, &["--max-ranges", "2"]);
@@ -742,7 +628,7 @@ fn more_ranges_than_max_ranges_get_the_whole_file() {
 
 #[test]
 fn precompressed_sibling_is_served_with_content_encoding_and_vary() {
-    let root = TempRoot::new("sibling");
+    let root = TempDir::new("sibling");
     let plain = b"console.log('plain');\n".to_vec();
     let br = b"pretend-brotli-bytes\x00\x01\x02".to_vec();
     let gz = b"pretend-gzip-bytes\xff\xfe".to_vec();
@@ -814,7 +700,7 @@ fn curl_supports(feature: &str) -> bool {
 
 #[test]
 fn text_is_compressed_on_the_fly_with_gzip_br_and_zstd() {
-    let root = TempRoot::new("onthefly");
+    let root = TempDir::new("onthefly");
     let contents = text(20 * 1024);
     root.write("big.txt", &contents);
     let server = serve(&root, &[]);
@@ -867,7 +753,7 @@ fn text_is_compressed_on_the_fly_with_gzip_br_and_zstd() {
 
 #[test]
 fn range_requests_are_not_compressed() {
-    let root = TempRoot::new("norange");
+    let root = TempDir::new("norange");
     let contents = text(20 * 1024);
     root.write("big.txt", &contents);
     let server = serve(&root, &[]);
@@ -888,7 +774,7 @@ fn range_requests_are_not_compressed() {
 
 #[test]
 fn images_are_not_compressed() {
-    let root = TempRoot::new("noimage");
+    let root = TempDir::new("noimage");
     // Compressible bytes under an image name: only the type may stop the compression.
     let contents = text(20 * 1024);
     root.write("photo.png", &contents);
@@ -905,7 +791,7 @@ fn images_are_not_compressed() {
 
 #[test]
 fn nothing_is_compressed_without_accept_encoding() {
-    let root = TempRoot::new("noae");
+    let root = TempDir::new("noae");
     let contents = text(20 * 1024);
     root.write("big.txt", &contents);
     let server = serve(&root, &[]);
@@ -924,7 +810,7 @@ fn nothing_is_compressed_without_accept_encoding() {
 
 #[test]
 fn names_with_spaces_and_unicode_are_served_percent_encoded() {
-    let root = TempRoot::new("names");
+    let root = TempDir::new("names");
     let cases = [
         ("hello world.txt", "/hello%20world.txt"),
         ("café ünï.txt", "/caf%C3%A9%20%C3%BCn%C3%AF.txt"),
@@ -980,7 +866,7 @@ fn poll_fresh(
 
 #[test]
 fn a_changed_file_is_served_fresh_within_a_second() {
-    let root = TempRoot::new("changed");
+    let root = TempDir::new("changed");
     let path = root.write("live.txt", "version one");
     root.write("live.css", text(4000));
     let server = serve(&root, &[]);
@@ -992,7 +878,7 @@ fn a_changed_file_is_served_fresh_within_a_second() {
 
     std::fs::write(&path, "the second version").unwrap();
     let new_css = text(5000);
-    std::fs::write(root.dir.join("live.css"), &new_css).unwrap();
+    std::fs::write(root.path().join("live.css"), &new_css).unwrap();
     let written = Instant::now();
     assert!(
         poll_fresh(
@@ -1024,7 +910,7 @@ fn a_changed_file_is_served_fresh_within_a_second() {
 
 #[test]
 fn a_deleted_file_is_404_within_a_second() {
-    let root = TempRoot::new("deleted");
+    let root = TempDir::new("deleted");
     let path = root.write("gone.txt", "here for now");
     let big = root.write("gone.bin", pattern(400_000, 9));
     let server = serve(&root, &[]);
@@ -1055,7 +941,7 @@ fn a_deleted_file_is_404_within_a_second() {
 
 #[test]
 fn dotfiles_are_404_unless_dotfiles_is_set() {
-    let root = TempRoot::new("dot");
+    let root = TempDir::new("dot");
     root.write(".env", "SECRET=1");
     root.write(".well-known/security.txt", "Contact: x");
     root.write("dir/.hidden.txt", "hidden");
@@ -1088,7 +974,7 @@ fn dotfiles_are_404_unless_dotfiles_is_set() {
 
 #[test]
 fn post_to_a_file_gives_405_with_allow_get_head() {
-    let root = TempRoot::new("post");
+    let root = TempDir::new("post");
     root.write("a.txt", "hello");
     root.write("docs/index.html", "docs");
     let server = serve(&root, &[]);
@@ -1117,7 +1003,7 @@ fn post_to_a_file_gives_405_with_allow_get_head() {
 
 #[test]
 fn listing_shows_entries_with_names_escaped() {
-    let root = TempRoot::new("listing");
+    let root = TempDir::new("listing");
     // `/` cannot be in a file name; this one holds every other character HTML must escape.
     let name = "<b>x&y\"z'<i>.txt";
     root.write(&format!("files/{name}"), "tricky");
@@ -1159,7 +1045,7 @@ fn listing_shows_entries_with_names_escaped() {
 
 #[test]
 fn listing_is_off_by_default_and_hides_dotfiles() {
-    let root = TempRoot::new("listing-off");
+    let root = TempDir::new("listing-off");
     root.write("files/plain.txt", "plain");
     root.write("files/.secret-name", "x");
     let server = serve(&root, &[]);
@@ -1175,7 +1061,7 @@ fn listing_is_off_by_default_and_hides_dotfiles() {
 
 #[test]
 fn spa_fallback_serves_the_file_for_unknown_paths() {
-    let root = TempRoot::new("spa");
+    let root = TempDir::new("spa");
     root.write("index.html", "<div id=app></div>");
     root.write("assets/app.js", "boot()");
     let server = serve(&root, &["--spa-fallback", "index.html"]);
@@ -1199,7 +1085,7 @@ fn spa_fallback_serves_the_file_for_unknown_paths() {
 
 #[test]
 fn cache_control_pattern_applies_to_css_only_and_no_cache_elsewhere() {
-    let root = TempRoot::new("cachecontrol");
+    let root = TempDir::new("cachecontrol");
     root.write("site.css", "body{}");
     root.write("app.js", "x()");
     root.write("index.html", "home");
@@ -1310,7 +1196,7 @@ fn assert_intact_over_get_and_ranges(server: &Server, target: &str, contents: &[
 
 #[test]
 fn a_1_mib_file_arrives_intact_over_get_and_ranges() {
-    let root = TempRoot::new("large");
+    let root = TempDir::new("large");
     let contents = pattern(1 << 20, 10);
     root.write("large.bin", &contents);
     let server = serve(&root, &[]);
@@ -1319,7 +1205,7 @@ fn a_1_mib_file_arrives_intact_over_get_and_ranges() {
 
 #[test]
 fn files_arrive_intact_from_the_file_descriptor_path_with_small_file_max_4kib() {
-    let root = TempRoot::new("fdpath");
+    let root = TempDir::new("fdpath");
     let large = pattern(1 << 20, 11);
     let medium = pattern(10_000, 12);
     let texty = text(50_000);
@@ -1343,7 +1229,7 @@ fn files_arrive_intact_from_the_file_descriptor_path_with_small_file_max_4kib() 
 
 #[test]
 fn an_empty_file_is_served_with_content_length_0() {
-    let root = TempRoot::new("empty");
+    let root = TempDir::new("empty");
     root.write("empty.txt", "");
     let server = serve(&root, &[]);
 
@@ -1370,7 +1256,7 @@ fn an_empty_file_is_served_with_content_length_0() {
 /// the response's Date, never later.
 #[test]
 fn a_future_mtime_is_never_sent_later_than_date() {
-    let root = TempRoot::new("future-mtime");
+    let root = TempDir::new("future-mtime");
     let path = root.write("future.txt", b"from the future\n");
     let future = std::time::SystemTime::now() + Duration::from_secs(3 * 3600);
     std::fs::File::options()

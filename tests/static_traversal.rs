@@ -10,11 +10,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::symlink;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{RawResponse, ResponseReader, Server};
+use common::files::TempDir;
+use common::{stable_headers, ResponseReader, Server};
 
 /// The secret in the canary; also its name's marker, so a listing of the parent shows up too.
 const SECRET: &str = "CANARY-7f3a9c2e-do-not-serve";
@@ -25,18 +24,13 @@ const OUTSIDE_MARKER: &str = "zz-outside-only-8e1d";
 /// `D/` with `D/root/` (served), `D/canary.txt` (the secret), `D/secretdir/`, and in the root a
 /// normal file, a subdirectory, and links: to the canary, to `D`, and dangling twins of both.
 struct Layout {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl Layout {
     fn new() -> Layout {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "percore-traversal-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = TempDir::new("traversal");
+        let dir = tmp.path();
         let root = dir.join("root");
         std::fs::create_dir_all(root.join("a/b")).unwrap();
         std::fs::create_dir_all(dir.join("secretdir")).unwrap();
@@ -58,17 +52,11 @@ impl Layout {
         // A link that stays inside: followed by default.
         symlink("a/b/inner.txt", root.join("link-inside")).unwrap();
         std::fs::create_dir_all(dir.join("site")).unwrap();
-        Layout { dir }
+        Layout { dir: tmp }
     }
 
     fn root(&self) -> String {
-        self.dir.join("root").to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Layout {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.dir.file("root")
     }
 }
 
@@ -108,17 +96,6 @@ fn send(server: &Server, request_line: &str) -> (Answer, Vec<u8>) {
         all.extend_from_slice(body);
     }
     (answer, all)
-}
-
-fn stable_headers(res: &RawResponse) -> Vec<(String, String)> {
-    let mut headers: Vec<(String, String)> = res
-        .headers
-        .iter()
-        .filter(|(n, _)| !n.eq_ignore_ascii_case("date") && !n.eq_ignore_ascii_case("x-request-id"))
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
-        .collect();
-    headers.sort();
-    headers
 }
 
 /// Request lines that try to reach `D/canary.txt` (as `{T}`, replaced by `canary.txt` or by the
@@ -382,7 +359,7 @@ fn refusals_look_like_any_missing_file() {
 #[test]
 fn traversal_under_a_mount_prefix_never_serves_the_canary() {
     let layout = Layout::new();
-    let site = layout.dir.join("site");
+    let site = layout.dir.path().join("site");
     let mount = format!("/static={}", layout.root());
     let server = Server::start_with(
         &["--shards", "2"],

@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, roundtrip, Server, BIN};
+use common::files::{pattern, TempDir};
+use common::{closed_by_server, eventually, roundtrip, Server, BIN};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use tls_common::*;
@@ -311,33 +312,6 @@ fn bad_cert_or_key_files_fail_start_up_with_one_line_naming_the_file() {
 
 // ---------------------------------------------------------------- 4. garbage on the TLS port
 
-/// Reads until the server closes (EOF or reset); false if it is still open after 5 s.
-fn closed_within_5s(stream: &mut TcpStream) -> bool {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
-
-fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
-}
-
 #[test]
 fn garbage_on_the_tls_port_closes_only_that_connection() {
     let dir = TempDir::new("garbage");
@@ -350,9 +324,9 @@ fn garbage_on_the_tls_port_closes_only_that_connection() {
     assert_eq!(kept.get("/plaintext").unwrap().status, 200);
 
     let mut handshake_header = vec![0x16, 0x03, 0x01, 0x00, 0x40];
-    handshake_header.extend(pseudo_random(0x40, 7));
+    handshake_header.extend(pattern(0x40, 7));
     let inputs: Vec<(&str, Vec<u8>)> = vec![
-        ("random bytes", pseudo_random(1024, 0x9E37_79B9_7F4A_7C15)),
+        ("random bytes", pattern(1024, 0x9E37_79B9_7F4A_7C15)),
         (
             "plaintext HTTP",
             b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
@@ -362,7 +336,7 @@ fn garbage_on_the_tls_port_closes_only_that_connection() {
     for (what, bytes) in inputs {
         let mut s = TcpStream::connect(tls).unwrap();
         s.write_all(&bytes).unwrap();
-        assert!(closed_within_5s(&mut s), "{what}: connection left open");
+        assert!(closed_by_server(&mut s), "{what}: connection left open");
 
         let mut fresh = tls_connect(tls, fresh_config(BOTH))
             .unwrap_or_else(|e| panic!("handshake after {what}: {e}"));
@@ -395,7 +369,7 @@ fn stalled_handshake_is_closed_by_the_header_timeout() {
         ("nothing sent", &mut nothing, started_nothing),
         ("half a ClientHello", &mut half, started_half),
     ] {
-        assert!(closed_within_5s(stream), "{what}: still open after 5 s");
+        assert!(closed_by_server(stream), "{what}: still open after 5 s");
         let took = started.elapsed();
         assert!(
             took >= Duration::from_millis(500),

@@ -176,6 +176,19 @@ impl RawResponse {
     }
 }
 
+/// The header fields of `res` that do not change between two identical requests (no Date, no
+/// X-Request-Id), names lower-cased and sorted: what two answers that must be equal compare.
+pub fn stable_headers(res: &RawResponse) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = res
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("date") && !n.eq_ignore_ascii_case("x-request-id"))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+        .collect();
+    headers.sort();
+    headers
+}
+
 /// Reads responses off a raw connection, keeping leftover bytes between calls.
 pub struct ResponseReader {
     pub buf: Vec<u8>,
@@ -186,8 +199,9 @@ impl ResponseReader {
         ResponseReader { buf: Vec::new() }
     }
 
-    /// Reads one whole response (Content-Length bodies or none; `head` = response to HEAD).
-    pub fn read(&mut self, stream: &mut TcpStream, head: bool) -> std::io::Result<RawResponse> {
+    /// Reads one whole response (Content-Length bodies or none; `head` = response to HEAD) from
+    /// any stream: a `TcpStream`, or a TLS stream over one.
+    pub fn read(&mut self, stream: &mut impl Read, head: bool) -> std::io::Result<RawResponse> {
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 64];
             let mut res = httparse::Response::new(&mut headers);
@@ -230,7 +244,7 @@ impl ResponseReader {
         }
     }
 
-    fn fill(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
+    fn fill(&mut self, stream: &mut impl Read) -> std::io::Result<()> {
         let mut chunk = [0u8; 16 * 1024];
         let n = stream.read(&mut chunk)?;
         if n == 0 {
@@ -242,6 +256,14 @@ impl ResponseReader {
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(())
     }
+}
+
+/// A blocking reqwest client (an independent HTTP/1.1 client); the timeout is a failure bound.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("reqwest client")
 }
 
 /// Writes `request` on a fresh connection and reads one response.
@@ -281,6 +303,8 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 pub mod app;
+pub mod codings;
+pub mod files;
 
 /// Reads a whole HTTP/2 response body with h2's client, giving the window back as it goes.
 pub async fn read_body(mut body: h2::RecvStream) -> Result<Vec<u8>, h2::Error> {

@@ -1,12 +1,10 @@
-//! TLS helpers for tests/tls.rs: test certificates (rcgen), a temporary directory, a raw rustls
-//! client that reports what the server served (certificate, ALPN, resumption), and an HTTP/1.1
-//! response reader over any `Read` (httparse, not our parser).
+//! TLS helpers for tests/tls.rs: test certificates (rcgen), and a raw rustls client that reports
+//! what the server served (certificate, ALPN, resumption) and reads HTTP/1.1 responses with the
+//! harness's `ResponseReader` (httparse, not our parser).
 #![allow(dead_code)]
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,47 +16,7 @@ use rustls::{
     SupportedProtocolVersion,
 };
 
-use crate::common::RawResponse;
-
-/// A directory under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("percore-tls-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes `contents` to `name` in the directory; returns the path as a `String` (for flags).
-    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("write temp file");
-        path.to_str().expect("utf-8 temp path").to_owned()
-    }
-
-    pub fn file(&self, name: &str) -> String {
-        self.0
-            .join(name)
-            .to_str()
-            .expect("utf-8 temp path")
-            .to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::common::{RawResponse, ResponseReader};
 
 /// A certificate (self-signed, for localhost and 127.0.0.1) and its key, as PEM, plus the DER
 /// the server should present.
@@ -244,7 +202,7 @@ pub fn fresh_config(versions: &[&'static SupportedProtocolVersion]) -> Arc<Clien
 /// A TLS connection from the raw rustls client, handshake done.
 pub struct TlsConn {
     pub tls: StreamOwned<ClientConnection, TcpStream>,
-    buf: Vec<u8>,
+    reader: ResponseReader,
 }
 
 /// The rustls error inside an `io::Error` from the handshake, if that is what it holds.
@@ -270,7 +228,7 @@ pub fn tls_connect(addr: SocketAddr, config: Arc<ClientConfig>) -> io::Result<Tl
     }
     Ok(TlsConn {
         tls: StreamOwned::new(conn, tcp),
-        buf: Vec::new(),
+        reader: ResponseReader::new(),
     })
 }
 
@@ -298,60 +256,8 @@ impl TlsConn {
         let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
         self.tls.write_all(request.as_bytes())?;
         self.tls.flush()?;
-        read_response(&mut self.tls, &mut self.buf)
+        self.reader.read(&mut self.tls, false)
     }
-}
-
-/// Reads one response with a Content-Length body (or none) from `stream`, keeping leftover bytes
-/// in `buf`.
-pub fn read_response(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<RawResponse> {
-    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut res = httparse::Response::new(&mut headers);
-        if let httparse::Status::Complete(n) = res.parse(buf).map_err(|e| invalid(e.to_string()))? {
-            let status = res.code.unwrap_or(0);
-            let hdrs: Vec<(String, String)> = res
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect();
-            let len = hdrs
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                .map(|(_, v)| v.trim().parse::<usize>().expect("numeric content-length"))
-                .unwrap_or(0);
-            while buf.len() < n + len {
-                fill(stream, buf)?;
-            }
-            let body = buf[n..n + len].to_vec();
-            buf.drain(..n + len);
-            return Ok(RawResponse {
-                status,
-                headers: hdrs,
-                body,
-            });
-        }
-        fill(stream, buf)?;
-    }
-}
-
-fn fill(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<()> {
-    let mut chunk = [0u8; 16 * 1024];
-    let n = stream.read(&mut chunk)?;
-    if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "connection closed",
-        ));
-    }
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(())
 }
 
 /// The first bytes a rustls client sends: its ClientHello record(s).
