@@ -91,6 +91,11 @@ check "1 MiB upload over h2 (TLS) echoed" "^$want\$" \
   bash -c "curl -sS -m 20 --cacert '$CERT' --http2 --data-binary @'$WORK/www/1m.bin' '$TLS/echo' | sha256sum | cut -d' ' -f1"
 check "1 MiB download over h2c, same bytes" "^$want\$" \
   bash -c "curl -sS -m 20 --http2-prior-knowledge '$PLAIN/1m.bin' | sha256sum | cut -d' ' -f1"
+status=$("${CURL[@]}" --http2-prior-knowledge -X OPTIONS --request-target '*' -D "$WORK/options.txt" \
+  -o /dev/null -w '%{http_version} %{http_code}' "$PLAIN" || true)
+allow=$(awk -F': ' 'tolower($1)=="allow" {print $2}' "$WORK/options.txt" | tr -d '\r')
+check "OPTIONS * over h2c: 204 with the server's methods" '^2 204 GET, HEAD, POST, PUT, OPTIONS$' \
+  printf '%s %s' "$status" "$allow"
 check "range over h2" '^206 4$' "${CURL[@]}" --http2 -r 0-3 -o /dev/null -w '%{http_code} %{size_download}' "$TLS/4k.bin"
 
 check "nghttp over TLS: SETTINGS and 200" ':status: 200' nghttp -v --cert= "$TLS/plaintext"
