@@ -7,6 +7,13 @@
 //! blocks up to 1 KiB: a larger block whose size is not a power of two (a connection's boxed
 //! future, a response buffer) went to an over-allocating path. callgrind, pipelined `/plaintext`:
 //! 1 to 2 such allocations a request at ~210 instructions each, where `mi_malloc` takes ~40.
+//!
+//! The process also opts out of transparent huge pages ([`keep_small_pages`]): mimalloc reserves
+//! its arena as one 1 GiB mapping and asks for huge pages on it (`MADV_HUGEPAGE`, which the usual
+//! `madvise` THP setting honours), so a 2 MiB range holding a few live blocks is a whole 2 MiB
+//! of RSS, and khugepaged refills the holes mimalloc purges. 10,000 parked connections
+//! (bench/RESULTS.md, "Session 7"): RSS grew by 3.3-3.7 KiB each and kept growing while they
+//! sat idle; with small pages 1.1-1.3 KiB each, flat.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
@@ -24,6 +31,22 @@ const MIN_ALIGN: usize = 16;
 /// block of `size` bytes.
 fn plain_call_suffices(align: usize, size: usize) -> bool {
     align <= MIN_ALIGN && align <= size
+}
+
+/// Turns transparent huge pages off for this process (`PR_SET_THP_DISABLE`), for the mappings it
+/// has and those it will make: mimalloc's arena would otherwise be backed by 2 MiB pages (see
+/// the module doc). Call it first thing in `main`: huge pages already faulted in stay, and
+/// mimalloc's constructor has by then touched the arena's first 4 MiB as two of them (measured;
+/// they hold the heap's first blocks and stay resident anyway).
+pub fn keep_small_pages() -> std::io::Result<()> {
+    // SAFETY: prctl(2) with PR_SET_THP_DISABLE takes plain integers and touches no memory of
+    // this process; it only sets a flag of the process's memory map.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// mimalloc as the global allocator.
@@ -82,6 +105,14 @@ unsafe impl GlobalAlloc for MiMalloc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keep_small_pages_turns_transparent_huge_pages_off() {
+        keep_small_pages().expect("PR_SET_THP_DISABLE (Linux 3.15)");
+        // SAFETY: PR_GET_THP_DISABLE reads the flag and touches no memory.
+        let disabled = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        assert_eq!(disabled, 1);
+    }
 
     /// Sizes from each alignment (up to 4 KiB) to 64 KiB, including sizes that are not multiples
     /// of it (a valid `Layout`, unlike a type's), allocated, grown and shrunk: every block is

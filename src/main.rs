@@ -16,6 +16,8 @@ mod allocator;
 static GLOBAL: allocator::MiMalloc = allocator::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before the heap grows: pages faulted in as huge pages would stay huge.
+    let small_pages = allocator::keep_small_pages();
     let cli = match Cli::parse_with_config_file(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(ArgsError::Flags(err)) => return flag_error(err),
@@ -46,6 +48,9 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            if let Err(err) = small_pages {
+                tracing::warn!(error = %err, "could not turn transparent huge pages off; idle connections will take more memory");
+            }
             config.shard_tick_hook = Some(every_second_on_each_shard);
             match shards::raise_nofile_limit() {
                 Ok(limit) => tracing::debug!(limit, "raised RLIMIT_NOFILE"),
