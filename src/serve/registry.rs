@@ -196,20 +196,22 @@ pub(crate) struct ConnRegistry {
 }
 
 /// Removes the connection from the registry when the connection task ends, however it ends.
-pub(crate) struct SlotGuard<'a> {
-    registry: &'a ConnRegistry,
+/// It owns its share of the registry (rather than borrowing it) so that a connection can own its
+/// guard with the rest of its state, built before its task starts (`serve::h1::serve_h1`).
+pub(crate) struct SlotGuard {
+    registry: Rc<ConnRegistry>,
     key: usize,
     slot: Rc<ConnSlot>,
 }
 
-impl std::ops::Deref for SlotGuard<'_> {
+impl std::ops::Deref for SlotGuard {
     type Target = ConnSlot;
     fn deref(&self) -> &ConnSlot {
         &self.slot
     }
 }
 
-impl Drop for SlotGuard<'_> {
+impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.registry.slots.borrow_mut().try_remove(self.key);
     }
@@ -223,11 +225,11 @@ impl ConnRegistry {
         }
     }
 
-    pub(crate) fn register(&self) -> SlotGuard<'_> {
+    pub(crate) fn register(self: &Rc<Self>) -> SlotGuard {
         let slot = Rc::new(ConnSlot::new(self.interrupt));
         let key = self.slots.borrow_mut().insert(slot.clone());
         SlotGuard {
-            registry: self,
+            registry: self.clone(),
             key,
             slot,
         }
@@ -286,7 +288,7 @@ mod tests {
 
     #[test]
     fn sweep_times_out_overdue_slots_only() {
-        let reg = ConnRegistry::new(ReadInterrupt::Drop);
+        let reg = Rc::new(ConnRegistry::new(ReadInterrupt::Drop));
         let a = reg.register();
         let b = reg.register();
         a.arm_in_request(5);
@@ -298,7 +300,7 @@ mod tests {
 
     #[test]
     fn idle_slot_is_parked_after_a_full_tick() {
-        let reg = ConnRegistry::new(ReadInterrupt::Drop);
+        let reg = Rc::new(ConnRegistry::new(ReadInterrupt::Drop));
         let a = reg.register();
         a.arm_idle(3, 100);
         reg.sweep(4);
@@ -312,7 +314,7 @@ mod tests {
 
     #[test]
     fn busy_slot_is_never_cancelled() {
-        let reg = ConnRegistry::new(ReadInterrupt::Drop);
+        let reg = Rc::new(ConnRegistry::new(ReadInterrupt::Drop));
         let a = reg.register();
         a.arm_in_request(2);
         a.disarm();
@@ -323,7 +325,7 @@ mod tests {
 
     #[test]
     fn close_idle_hits_idle_and_parked_slots() {
-        let reg = ConnRegistry::new(ReadInterrupt::Drop);
+        let reg = Rc::new(ConnRegistry::new(ReadInterrupt::Drop));
         let a = reg.register();
         let b = reg.register();
         let c = reg.register();
@@ -339,7 +341,7 @@ mod tests {
 
     #[test]
     fn guard_removes_slot() {
-        let reg = ConnRegistry::new(ReadInterrupt::Drop);
+        let reg = Rc::new(ConnRegistry::new(ReadInterrupt::Drop));
         {
             let _a = reg.register();
             assert_eq!(reg.len(), 1);

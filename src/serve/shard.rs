@@ -2,6 +2,7 @@
 //! buffer pool, and the shutdown flag. Plain `Cell`/`RefCell`: it never leaves its thread.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
@@ -23,7 +24,7 @@ pub(crate) struct ShardCtx {
     date: RefCell<DateCache>,
     /// Seconds since the shard started, advanced by the ticker: deadlines are in these ticks.
     ticks: Cell<u64>,
-    pub(crate) conns: ConnRegistry,
+    pub(crate) conns: Rc<ConnRegistry>,
     read_pool: RefCell<Vec<BytesMut>>,
     write_pool: RefCell<Vec<Vec<u8>>>,
     shutting_down: Cell<bool>,
@@ -44,7 +45,7 @@ impl ShardCtx {
             config,
             date: RefCell::new(DateCache::new(SystemTime::now())),
             ticks: Cell::new(0),
-            conns: ConnRegistry::new(interrupt),
+            conns: Rc::new(ConnRegistry::new(interrupt)),
             read_pool: RefCell::new(Vec::new()),
             write_pool: RefCell::new(Vec::new()),
             shutting_down: Cell::new(false),
