@@ -69,7 +69,9 @@ pub(crate) enum ReadInterrupt {
 
 /// The slot's side of [`ReadInterrupt`].
 enum SlotInterrupt {
-    Cancel(RefCell<Canceller>),
+    /// Made by the first read after each cancel, not by the cancel itself: a parked connection
+    /// has no read to cancel, and a canceller is an allocation of its own (about 80 bytes).
+    Cancel(RefCell<Option<Canceller>>),
     Drop,
 }
 
@@ -89,7 +91,7 @@ impl ConnSlot {
     fn new(interrupt: ReadInterrupt) -> Self {
         ConnSlot {
             interrupt: match interrupt {
-                ReadInterrupt::Cancel => SlotInterrupt::Cancel(RefCell::new(Canceller::new())),
+                ReadInterrupt::Cancel => SlotInterrupt::Cancel(RefCell::new(None)),
                 ReadInterrupt::Drop => SlotInterrupt::Drop,
             },
             deadline: Cell::new(NEVER),
@@ -116,7 +118,12 @@ impl ConnSlot {
     /// dropping it (`Transport::read`).
     pub(crate) fn read_handle(&self) -> Option<CancelHandle> {
         match &self.interrupt {
-            SlotInterrupt::Cancel(canceller) => Some(canceller.borrow().handle()),
+            SlotInterrupt::Cancel(canceller) => Some(
+                canceller
+                    .borrow_mut()
+                    .get_or_insert_with(Canceller::new)
+                    .handle(),
+            ),
             SlotInterrupt::Drop => None,
         }
     }
@@ -178,10 +185,13 @@ impl ConnSlot {
     fn cancel(&self, reason: CancelReason) {
         self.reason.set(Some(reason));
         if let SlotInterrupt::Cancel(canceller) = &self.interrupt {
-            let old = std::mem::take(&mut *canceller.borrow_mut());
-            // `cancel` fails the operations using handles of the old canceller and gives a fresh
-            // one.
-            *canceller.borrow_mut() = old.cancel();
+            // Taken out first: cancelling runs driver code, not under the borrow. `cancel` fails
+            // the operations using handles of this canceller; the fresh one it returns is
+            // dropped, and the next read makes its own.
+            let old = canceller.borrow_mut().take();
+            if let Some(old) = old {
+                drop(old.cancel());
+            }
         }
         if let Some(waker) = self.waker.borrow().as_ref() {
             waker.wake_by_ref();
@@ -337,6 +347,29 @@ mod tests {
         assert_eq!(a.take_reason(), Some(CancelReason::Shutdown));
         assert_eq!(b.take_reason(), Some(CancelReason::Shutdown));
         assert_eq!(c.take_reason(), None);
+    }
+
+    /// A cancel leaves the slot without a canceller (a parked connection does not keep one); the
+    /// next read makes one. (That the cancel fails the pending read is monoio's part, covered by
+    /// the timeout and parking tests in tests/ on io_uring.)
+    #[test]
+    fn cancel_keeps_no_canceller_until_the_next_read() {
+        fn holds_canceller(slot: &ConnSlot) -> bool {
+            match &slot.interrupt {
+                SlotInterrupt::Cancel(canceller) => canceller.borrow().is_some(),
+                SlotInterrupt::Drop => panic!("an io_uring slot"),
+            }
+        }
+        let reg = Rc::new(ConnRegistry::new(ReadInterrupt::Cancel));
+        let a = reg.register();
+        assert!(a.read_handle().is_some());
+        assert!(holds_canceller(&a));
+        a.arm_idle(1, 100);
+        reg.sweep(3);
+        assert_eq!(a.take_reason(), Some(CancelReason::Park));
+        assert!(!holds_canceller(&a));
+        assert!(a.read_handle().is_some());
+        assert!(holds_canceller(&a));
     }
 
     #[test]
