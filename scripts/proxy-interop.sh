@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # percore behind the reverse proxies users put in front of it, from Debian's packages: Caddy
-# (HTTP/1.1 to percore, and h2c), and nginx (HTTP/1.1 with upstream keep-alive). curl talks to
+# (HTTP/1.1 to percore, and h2c), and nginx (HTTP/1.1 with upstream keep-alive, and its default
+# upstream protocol, HTTP/1.0 with a connection per request). curl talks to
 # each proxy; every check compares what arrives with the file or body that was sent, so a framing
 # slip anywhere (Content-Length, chunked, 100-continue, HEAD, 304, ranges, compression, keep-alive)
 # shows up as a mismatch, a proxy error (502) or a hung request.
@@ -10,7 +11,7 @@
 #   PERCORE_BIN=target/release/percore BASE_PORT=19100 scripts/proxy-interop.sh
 #
 # Needs: curl, caddy, nginx (apt-get install -y curl caddy nginx-light). Ports BASE_PORT to
-# BASE_PORT+3 on 127.0.0.1. Everything it starts is stopped by PID. Exit 0 = all passed.
+# BASE_PORT+4 on 127.0.0.1. Everything it starts is stopped by PID. Exit 0 = all passed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +20,7 @@ UP=$BASE_PORT                  # percore
 CADDY=$((BASE_PORT + 1))       # Caddy, HTTP/1.1 to percore
 CADDY_H2C=$((BASE_PORT + 2))   # Caddy, h2c (prior knowledge) to percore
 NGINX=$((BASE_PORT + 3))       # nginx, HTTP/1.1 with a keep-alive upstream pool
+NGINX10=$((BASE_PORT + 4))     # nginx as configured by a bare `proxy_pass`: HTTP/1.0, no keep-alive
 PERCORE_BIN=${PERCORE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/percore}
 WORK=$(mktemp -d /tmp/percore-proxy-interop.XXXXXX)
 chmod 755 "$WORK"   # nginx's workers may run as another user
@@ -115,6 +117,12 @@ http {
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
         }
     }
+    server {
+        listen 127.0.0.1:$NGINX10;
+        location / {
+            proxy_pass http://127.0.0.1:$UP;
+        }
+    }
 }
 EOF
 nginx -p "$WORK/nginx/" -c "$WORK/nginx/nginx.conf" >"$WORK/nginx.log" 2>&1 &
@@ -123,7 +131,8 @@ PIDS+=($!)
 wait_for "$CADDY" "$WORK/caddy.log"
 wait_for "$CADDY_H2C" "$WORK/caddy.log"
 wait_for "$NGINX" "$WORK/nginx/error.log"
-pass "started percore :$UP, Caddy :$CADDY (h1) and :$CADDY_H2C (h2c), nginx :$NGINX"
+wait_for "$NGINX10" "$WORK/nginx/error.log"
+pass "started percore :$UP, Caddy :$CADDY (h1) and :$CADDY_H2C (h2c), nginx :$NGINX (1.1) and :$NGINX10 (1.0)"
 
 sha() { sha256sum | cut -d' ' -f1; }
 # check NAME WANT GOT: equal strings.
@@ -132,7 +141,7 @@ check() {
 }
 CURL=(curl -sS -m 20)
 
-for proxy in "caddy:$CADDY" "caddy-h2c:$CADDY_H2C" "nginx:$NGINX"; do
+for proxy in "caddy:$CADDY" "caddy-h2c:$CADDY_H2C" "nginx:$NGINX" "nginx-http1.0:$NGINX10"; do
   name=${proxy%%:*}
   base="http://127.0.0.1:${proxy#*:}"
 
