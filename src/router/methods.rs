@@ -77,7 +77,8 @@ impl<H> MethodTable<H> {
         allow_value(self.entries.iter().map(|(m, _)| m.clone()).collect())
     }
 
-    /// `Allow` for the server as a whole (an `OPTIONS *`): every method some table takes.
+    /// `Allow` for the server as a whole (an `OPTIONS *`): every method some table names. A table's
+    /// any-method handler adds nothing: what it takes cannot be listed.
     pub fn union_allow<'a>(tables: impl IntoIterator<Item = &'a MethodTable<H>>) -> HeaderValue
     where
         H: 'a,
