@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # percore behind the reverse proxies users put in front of it, from Debian's packages: Caddy
-# (HTTP/1.1 to percore, and h2c), and nginx (HTTP/1.1 with upstream keep-alive, and its default
+# (HTTP/1.1 to percore, h2c, and HTTPS with h2 by ALPN, Go's TLS verifying percore's development
+# certificate), and nginx (HTTP/1.1 with upstream keep-alive, and its default
 # upstream protocol, HTTP/1.0 with a connection per request). curl talks to
 # each proxy; every check compares what arrives with the file or body that was sent, so a framing
 # slip anywhere (Content-Length, chunked, 100-continue, HEAD, 304, ranges, compression, keep-alive)
@@ -11,7 +12,7 @@
 #   PERCORE_BIN=target/release/percore BASE_PORT=19100 scripts/proxy-interop.sh
 #
 # Needs: curl, caddy, nginx (apt-get install -y curl caddy nginx-light). Ports BASE_PORT to
-# BASE_PORT+4 on 127.0.0.1. Everything it starts is stopped by PID. Exit 0 = all passed.
+# BASE_PORT+6 on 127.0.0.1. Everything it starts is stopped by PID. Exit 0 = all passed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +22,8 @@ CADDY=$((BASE_PORT + 1))       # Caddy, HTTP/1.1 to percore
 CADDY_H2C=$((BASE_PORT + 2))   # Caddy, h2c (prior knowledge) to percore
 NGINX=$((BASE_PORT + 3))       # nginx, HTTP/1.1 with a keep-alive upstream pool
 NGINX10=$((BASE_PORT + 4))     # nginx as configured by a bare `proxy_pass`: HTTP/1.0, no keep-alive
+UP_TLS=$((BASE_PORT + 5))      # percore's TLS listener
+CADDY_TLS=$((BASE_PORT + 6))   # Caddy, HTTPS (h2 by ALPN) to percore
 PERCORE_BIN=${PERCORE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/percore}
 WORK=$(mktemp -d /tmp/percore-proxy-interop.XXXXXX)
 chmod 755 "$WORK"   # nginx's workers may run as another user
@@ -61,7 +64,8 @@ for i in $(seq 1 3000); do echo "line $i of a compressible text file"; done >"$W
 printf 'unicode\n' >"$WWW/dir with space/ünï.txt"
 head -c $((3 * 1024 * 1024)) /dev/urandom >"$WORK/upload.bin"
 
-"$PERCORE_BIN" serve --listen "127.0.0.1:$UP" --root "$WWW" --shards 2 --no-pin \
+"$PERCORE_BIN" serve --listen "127.0.0.1:$UP" --tls-listen "127.0.0.1:$UP_TLS" \
+  --dev-cert-out "$WORK/dev-cert.pem" --root "$WWW" --shards 2 --no-pin \
   --max-body 4MiB >"$WORK/percore.log" 2>&1 &
 PIDS+=($!)
 wait_for "$UP" "$WORK/percore.log"
@@ -82,6 +86,16 @@ cat >"$WORK/Caddyfile" <<EOF
 :$CADDY_H2C {
 	bind 127.0.0.1
 	reverse_proxy h2c://127.0.0.1:$UP
+}
+:$CADDY_TLS {
+	bind 127.0.0.1
+	reverse_proxy https://127.0.0.1:$UP_TLS {
+		header_up Host localhost
+		transport http {
+			tls_trusted_ca_certs $WORK/dev-cert.pem
+			tls_server_name localhost
+		}
+	}
 }
 EOF
 XDG_CONFIG_HOME=$WORK XDG_DATA_HOME=$WORK caddy run --adapter caddyfile \
@@ -130,9 +144,10 @@ PIDS+=($!)
 
 wait_for "$CADDY" "$WORK/caddy.log"
 wait_for "$CADDY_H2C" "$WORK/caddy.log"
+wait_for "$CADDY_TLS" "$WORK/caddy.log"
 wait_for "$NGINX" "$WORK/nginx/error.log"
 wait_for "$NGINX10" "$WORK/nginx/error.log"
-pass "started percore :$UP, Caddy :$CADDY (h1) and :$CADDY_H2C (h2c), nginx :$NGINX (1.1) and :$NGINX10 (1.0)"
+pass "started percore :$UP and :$UP_TLS (TLS), Caddy :$CADDY (h1), :$CADDY_H2C (h2c) and :$CADDY_TLS (https), nginx :$NGINX (1.1) and :$NGINX10 (1.0)"
 
 sha() { sha256sum | cut -d' ' -f1; }
 # check NAME WANT GOT: equal strings.
@@ -141,7 +156,7 @@ check() {
 }
 CURL=(curl -sS -m 20)
 
-for proxy in "caddy:$CADDY" "caddy-h2c:$CADDY_H2C" "nginx:$NGINX" "nginx-http1.0:$NGINX10"; do
+for proxy in "caddy:$CADDY" "caddy-h2c:$CADDY_H2C" "caddy-https:$CADDY_TLS" "nginx:$NGINX" "nginx-http1.0:$NGINX10"; do
   name=${proxy%%:*}
   base="http://127.0.0.1:${proxy#*:}"
 
@@ -180,11 +195,18 @@ done
 
 # The proxies keep their connections to percore open between requests: after all of the
 # above (well over 1,000 requests), percore holds a handful of connections, not hundreds.
+tls_conns=$(ss -Htn state established "( sport = :$UP_TLS )" | wc -l)
 upstream=$(ss -Htn state established "( sport = :$UP )" | wc -l)
 if [[ $upstream -ge 1 && $upstream -le 80 ]]; then
   pass "proxies reuse their connections to percore ($upstream open)"
 else
   fail "proxies reuse their connections to percore: $upstream open"
+fi
+# Caddy speaks h2 over the TLS connection (ALPN): its 300 parallel requests share one or two.
+if [[ $tls_conns -ge 1 && $tls_conns -le 2 ]]; then
+  pass "Caddy multiplexes its HTTPS requests to percore over h2 ($tls_conns connection(s))"
+else
+  fail "Caddy multiplexes its HTTPS requests to percore over h2: $tls_conns connections"
 fi
 grep -q 'panicked' "$WORK/percore.log" && fail "percore logged a panic: $(grep -m1 panicked "$WORK/percore.log")"
 
