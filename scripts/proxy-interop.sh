@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # percore behind the reverse proxies users put in front of it, from Debian's packages: Caddy
 # (HTTP/1.1 to percore, h2c, and HTTPS with h2 by ALPN, Go's TLS verifying percore's development
-# certificate), and nginx (HTTP/1.1 with upstream keep-alive, and its default
-# upstream protocol, HTTP/1.0 with a connection per request). curl talks to
-# each proxy; every check compares what arrives with the file or body that was sent, so a framing
-# slip anywhere (Content-Length, chunked, 100-continue, HEAD, 304, ranges, compression, keep-alive)
-# shows up as a mismatch, a proxy error (502) or a hung request.
+# certificate) and nginx (HTTP/1.1 with upstream keep-alive, and its default upstream protocol,
+# HTTP/1.0 with a connection per request). curl talks to each proxy; every check compares what
+# arrives with the file or body that was sent, so a framing slip anywhere (Content-Length,
+# chunked, 100-continue, HEAD, 304, ranges, compression, keep-alive) shows up as a mismatch, a
+# proxy error (502) or a hung request.
 #
 #   scripts/proxy-interop.sh                  # uses target/debug/percore (built by cargo test;
 #                                             # under $CARGO_TARGET_DIR when that is set)
