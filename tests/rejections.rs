@@ -96,6 +96,9 @@ fn a_client_that_sends_the_whole_oversized_body_before_reading_still_gets_the_41
     // the body is read and thrown away until the client is done.
     let server = Server::start(&["--max-body", "64KiB"]);
     let mut s = server.connect();
+    // A server that neither reads nor closes must fail the test, not hang it.
+    s.set_write_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
     let body = vec![b'x'; 4 * 1024 * 1024];
     let head = format!(
         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
