@@ -132,20 +132,16 @@ impl Headers {
 
     /// The field storage, emptied, for the parser to fill (the head bytes, if any, are let go).
     pub(crate) fn take_fields(&mut self) -> Vec<Field> {
-        // A recycled list (the parser's usual `spare`) already holds the empty static section;
-        // replacing it would still drop it through its vtable, a call per request.
-        if !self.section.is_empty() {
-            self.section = Bytes::new();
-        }
-        let mut fields = std::mem::take(&mut self.fields);
-        fields.clear();
-        fields
+        self.fields_to_fill();
+        self.take_filled()
     }
 
     /// The field storage, emptied, for the parser to fill in place (the head bytes, if any, are
     /// let go: no field may point into them); take it back with `take_filled`.
     #[inline]
     pub(crate) fn fields_to_fill(&mut self) -> &mut Vec<Field> {
+        // A recycled list (the parser's usual `spare`) already holds the empty static section;
+        // replacing it would still drop it through its vtable, a call per request.
         if !self.section.is_empty() {
             self.section = Bytes::new();
         }
